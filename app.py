@@ -1,0 +1,66 @@
+"""The app factory: ``flask --app app run`` and ``gunicorn 'app:create_app()'`` both call ``create_app()``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask
+
+import config
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    """Log to stdout (Heroku reads it) once per process, before the app is created."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_aid", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"))
+        handler._aid = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    for noisy in ("urllib3", "selenium", "apscheduler.executors", "cassandra"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create the app: defaults, then the environment (and a local .env), then ``test_config``."""
+    load_dotenv(Path(__file__).with_name(".env"))
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(config.load())
+    if test_config:
+        app.config.update(test_config)
+    configure_logging(app.config["LOG_LEVEL"])
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
+        log.warning("SECRET_KEY is not set: using a random key, so download links die when the app restarts")
+    if not app.config.get("DATA_DIR"):
+        app.config["DATA_DIR"] = os.path.join(app.instance_path, "data")
+    app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)  # a job form is small
+
+    from downloader.cli import fetch
+    from scraper.cli import collect
+
+    import db
+    import mailer
+    import scheduler
+    import web
+    from jobs.cli import run_job
+
+    db.init_app(app)
+    mailer.init_app(app)
+    web.init_app(app)
+    for command in (run_job, collect, fetch):
+        app.cli.add_command(command)
+    with app.app_context():
+        db.get_store(app).init_schema()
+    scheduler.init_app(app)
+    return app

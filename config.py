@@ -1,0 +1,108 @@
+"""Read every setting of the app from environment variables, in one place.
+
+Each setting has a name (the environment variable), a type, a default and a line of help; the README's
+configuration table lists the same names (a test keeps the two in step). ``load()`` returns a plain dict
+that ``create_app`` puts into ``app.config``; nothing is read at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected on/off, got {value!r}")
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip().lower() for item in value.split(",") if item.strip()]
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        value = value.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # The web app
+    Setting("SECRET_KEY", None, str, "Signs sessions, CSRF tokens and download links. A random key per process when unset (links then die on restart)."),
+    Setting("PUBLIC_URL", "http://127.0.0.1:5000", str, "Base of the links in emails, e.g. https://aid.example.com."),
+    Setting("DATABASE_URL", None, str, "sqlite:///path/to/file.db or cassandra://host1,host2:9042/keyspace. Default: SQLite in the instance folder."),
+    Setting("DATA_DIR", None, str, "Where job folders and zips live. Default: instance/data."),
+    Setting("MAX_IMAGES", 500, int, "Largest number of images one job may ask for."),
+    Setting("MAX_QUERY_LENGTH", 200, int, "Longest search query accepted, in characters."),
+    Setting("LINK_TTL_MINUTES", 30, int, "How long an emailed download link works."),
+    Setting("RETENTION_MINUTES", 30, int, "How long after a job ends its zip, folder and personal data are kept."),
+    Setting("CLEANUP_INTERVAL_SECONDS", 60, int, "How often retention cleanup, stale-job recovery and mail retries run."),
+    Setting("SCHEDULER", "web", _choice("web", "worker", "off"), "web: this process runs due jobs; worker: only `python -m scheduler` runs them; off: none."),
+    Setting("JOB_WORKERS", 2, int, "How many jobs one process runs at the same time."),
+    Setting("POLL_INTERVAL_SECONDS", 10, int, "How often a process looks for queued jobs submitted through other processes."),
+    Setting("STALE_JOB_SECONDS", 120, int, "A running job whose heartbeat is older than this is taken as interrupted and run again."),
+    Setting("LOG_LEVEL", "INFO", str, "Logging level of the app (DEBUG, INFO, WARNING, ...)."),
+    # Image search
+    Setting("IMAGE_SOURCES", "bing", _list, "Search engines to use, in order of preference (bing, duckduckgo, google)."),
+    Setting("BING_URL", "https://www.bing.com", str, "Base URL of Bing; tests point it at a local fixture engine."),
+    Setting("DUCKDUCKGO_URL", "https://duckduckgo.com", str, "Base URL of DuckDuckGo."),
+    Setting("GOOGLE_URL", "https://www.google.com", str, "Base URL of Google."),
+    Setting("SAFE_SEARCH", True, _bool, "SafeSearch on the engines; set off to disable."),
+    Setting("CHROME_BIN", "/usr/bin/chromium", str, "Chromium executable."),
+    Setting("CHROMEDRIVER", "/usr/bin/chromedriver", str, "chromedriver executable (never downloaded at run time)."),
+    Setting("COLLECT_TIMEOUT_SECONDS", 120, int, "Deadline for collecting image URLs from all engines in one round."),
+    # Downloads
+    Setting("ALLOW_PRIVATE_URLS", False, _bool, "Allow image URLs that resolve to loopback, private, link-local or reserved addresses (tests only)."),
+    Setting("DOWNLOAD_THREADS", 32, int, "Concurrent image downloads of one job."),
+    Setting("DOWNLOAD_PER_HOST", 4, int, "Concurrent downloads from one host."),
+    Setting("DOWNLOAD_CONNECT_TIMEOUT", 5.0, float, "Seconds to connect to an image host."),
+    Setting("DOWNLOAD_READ_TIMEOUT", 15.0, float, "Seconds to wait for each chunk of an image."),
+    Setting("DOWNLOAD_DEADLINE_SECONDS", 300, int, "Deadline for the whole download stage of one job."),
+    Setting("MAX_IMAGE_BYTES", 20 * 1024 * 1024, int, "Largest image accepted, enforced while streaming."),
+    Setting("MIN_IMAGE_SIDE", 32, int, "Images narrower or shorter than this many pixels are refused."),
+    # Mail
+    Setting("SMTP_HOST", None, str, "SMTP server. Unset: mail is written as .eml files to MAIL_OUTBOX and logged."),
+    Setting("SMTP_PORT", 587, int, "SMTP port."),
+    Setting("SMTP_USERNAME", None, str, "SMTP login, when the server wants one."),
+    Setting("SMTP_PASSWORD", None, str, "SMTP password."),
+    Setting("SMTP_SECURITY", "starttls", _choice("none", "starttls", "ssl"), "none, starttls or ssl."),
+    Setting("SMTP_TIMEOUT", 10.0, float, "Seconds before an SMTP connection or command gives up."),
+    Setting("MAIL_FROM", "Advanced Image Downloader <no-reply@localhost>", str, "Sender of every email."),
+    Setting("MAIL_OUTBOX", None, str, "Folder for .eml files when SMTP_HOST is unset. Default: instance/outbox."),
+    Setting("MAIL_RETRIES", 3, int, "Attempts per email before it is left for the periodic retry."),
+    Setting("MAIL_BACKOFF_SECONDS", 0.5, float, "Wait before the second attempt of an email; doubled for each further attempt."),
+)
+
+
+def load(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return every setting, parsed from ``environ`` (os.environ by default), with defaults filled in."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(setting.name)
+        if raw is None or raw == "":
+            values[setting.name] = setting.default
+            continue
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"setting {setting.name}: {exc}") from exc
+    return values

@@ -1,0 +1,151 @@
+"""The storage interface every database backend implements, and the records it passes.
+
+Records are plain dataclasses; datetimes are timezone-aware UTC. A job's status changes only through the
+conditional methods (``claim_job``, ``finish_job``, ``requeue_stale``), so that when several processes share
+one database each job runs exactly once. Everything else is a plain write.
+
+Exceptions: ``StoreError`` is the family; ``StoreUnavailable`` means the database did not answer (the web
+layer turns it into a 503 "nothing was saved, please retry").
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+
+QUEUED = "queued"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+FINISHED = (DONE, FAILED)
+
+
+class StoreError(Exception):
+    """A database operation failed."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached; nothing was written."""
+
+
+@dataclass
+class Job:
+    id: str
+    query: str
+    email: str
+    count: int
+    run_at: datetime
+    timezone: str = "UTC"
+    options: dict = field(default_factory=dict)  # filters and sources, JSON-serialisable
+    status: str = QUEUED
+    phase: str = "queued"  # queued, collecting, downloading, packaging, done, failed
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    claimed_by: str | None = None
+    attempts: int = 0
+    candidates: int = 0  # image URLs collected
+    delivered: int = 0  # valid unique images in the zip
+    zip_name: str | None = None  # file name under DATA_DIR/zips (or the storage key)
+    zip_bytes: int = 0
+    error: str | None = None
+    note: str | None = None  # e.g. the shortfall explanation
+    mails_sent: list[str] = field(default_factory=list)  # kinds delivered: started, done, failed
+    mail_pending: str | None = None  # a kind whose send failed and waits for the periodic retry
+
+
+@dataclass
+class ImageUrl:
+    job_id: str
+    email: str
+    url: str
+    page_url: str | None = None
+    title: str | None = None
+    source: str | None = None
+    position: int = 0
+
+
+@dataclass
+class Event:
+    job_id: str
+    at: datetime
+    level: str
+    message: str
+
+
+class Store(abc.ABC):
+    """What the app needs from a database. One instance per process."""
+
+    @abc.abstractmethod
+    def init_schema(self) -> None:
+        """Create tables if they do not exist (idempotent)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # Jobs
+    @abc.abstractmethod
+    def create_job(self, job: Job) -> None:
+        """Insert a new queued job."""
+
+    @abc.abstractmethod
+    def get_job(self, job_id: str) -> Job | None:
+        """Return the job, or None when it does not exist (or was purged)."""
+
+    @abc.abstractmethod
+    def queued_jobs(self) -> list[Job]:
+        """Return every queued job, earliest run_at first."""
+
+    @abc.abstractmethod
+    def claim_job(self, job_id: str, worker: str, now: datetime) -> bool:
+        """Move the job from queued to running for ``worker``; True for exactly one caller."""
+
+    @abc.abstractmethod
+    def heartbeat(self, job_id: str, worker: str, now: datetime, **progress) -> None:
+        """Record that ``worker`` still runs the job, with optional progress fields (phase, candidates, delivered)."""
+
+    @abc.abstractmethod
+    def finish_job(self, job_id: str, worker: str, status: str, now: datetime, **fields) -> bool:
+        """Move the job from running (claimed by ``worker``) to done or failed, with result fields; True if it did."""
+
+    @abc.abstractmethod
+    def requeue_stale(self, cutoff: datetime) -> list[str]:
+        """Put running jobs whose heartbeat is older than ``cutoff`` back to queued; return their ids."""
+
+    @abc.abstractmethod
+    def finished_before(self, cutoff: datetime) -> list[Job]:
+        """Return done or failed jobs that finished before ``cutoff``."""
+
+    @abc.abstractmethod
+    def purge_job(self, job_id: str) -> None:
+        """Delete the job, its image URLs and its events."""
+
+    # Mail bookkeeping
+    @abc.abstractmethod
+    def record_mail(self, job_id: str, kind: str, sent: bool) -> None:
+        """Record that the ``kind`` email was sent (or is pending a retry when ``sent`` is False)."""
+
+    @abc.abstractmethod
+    def jobs_with_pending_mail(self) -> list[Job]:
+        """Return jobs whose last email could not be sent yet."""
+
+    # Image URLs
+    @abc.abstractmethod
+    def add_image_urls(self, urls: list[ImageUrl]) -> None:
+        """Store collected image URLs (a URL already stored for the job is ignored)."""
+
+    @abc.abstractmethod
+    def image_urls(self, job_id: str) -> list[ImageUrl]:
+        """Return the job's image URLs in the order they were collected."""
+
+    # Event log
+    @abc.abstractmethod
+    def log_event(self, job_id: str, message: str, level: str = "info", at: datetime | None = None) -> None:
+        """Append a line to the job's event log."""
+
+    @abc.abstractmethod
+    def events(self, job_id: str) -> list[Event]:
+        """Return the job's event log, oldest first."""

@@ -1,0 +1,303 @@
+"""The SQLite store: one file, shared safely by several processes (WAL mode, conditional updates)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+from db.base import DONE, FAILED, QUEUED, RUNNING, Event, ImageUrl, Job, Store, StoreError, StoreUnavailable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    query TEXT NOT NULL,
+    email TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    run_at TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    created_at TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    heartbeat_at TEXT,
+    claimed_by TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    candidates INTEGER NOT NULL DEFAULT 0,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    zip_name TEXT,
+    zip_bytes INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    note TEXT,
+    mails_sent TEXT NOT NULL DEFAULT '[]',
+    mail_pending TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status_run_at ON jobs (status, run_at);
+CREATE TABLE IF NOT EXISTS image_urls (
+    job_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    email TEXT NOT NULL,
+    page_url TEXT,
+    title TEXT,
+    source TEXT,
+    PRIMARY KEY (job_id, url)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
+"""
+
+_DATETIME_FIELDS = {"run_at", "created_at", "started_at", "finished_at", "heartbeat_at"}
+_JSON_FIELDS = {"options", "mails_sent"}
+_JOB_COLUMNS = [f.name for f in fields(Job)]
+# Progress and result fields a worker may write; status is changed only by the conditional methods.
+_WRITABLE = {"phase", "candidates", "delivered", "zip_name", "zip_bytes", "error", "note", "started_at", "finished_at"}
+
+
+def _ts(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("datetimes given to the store must be timezone-aware")
+    # A fixed-width UTC form, so that text comparison in SQL is time comparison.
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _encode(name: str, value):
+    if name in _DATETIME_FIELDS:
+        return _ts(value)
+    if name in _JSON_FIELDS:
+        return json.dumps(value)
+    return value
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    values = {}
+    for name in _JOB_COLUMNS:
+        value = row[name]
+        if name in _DATETIME_FIELDS:
+            value = _dt(value)
+        elif name in _JSON_FIELDS:
+            value = json.loads(value)
+        values[name] = value
+    return Job(**values)
+
+
+class SQLiteStore(Store):
+    """A Store in one SQLite file; one connection per thread."""
+
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SQLiteStore:
+        """Open ``sqlite:///relative/or/absolute/path`` (four slashes for an absolute path, as SQLAlchemy)."""
+        path = url.split("://", 1)[1]
+        if path.startswith("/"):
+            path = path[1:]
+        return cls(path or "aid.sqlite3")
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=15000")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._connection()
+        except sqlite3.OperationalError as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite: {exc}") from exc
+
+    def init_schema(self) -> None:
+        with self._db() as conn:
+            conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # Jobs
+    def create_job(self, job: Job) -> None:
+        values = [_encode(name, getattr(job, name)) for name in _JOB_COLUMNS]
+        marks = ", ".join("?" for _ in _JOB_COLUMNS)
+        with self._db() as conn:
+            conn.execute(f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({marks})", values)
+
+    def get_job(self, job_id: str) -> Job | None:
+        with self._db() as conn:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _row_to_job(row)
+
+    def queued_jobs(self) -> list[Job]:
+        with self._db() as conn:
+            rows = conn.execute("SELECT * FROM jobs WHERE status = ? ORDER BY run_at", (QUEUED,)).fetchall()
+        return [_row_to_job(row) for row in rows]
+
+    def claim_job(self, job_id: str, worker: str, now: datetime) -> bool:
+        with self._db() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET status = ?, claimed_by = ?, heartbeat_at = ?, attempts = attempts + 1,"
+                " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = ?",
+                (RUNNING, worker, _ts(now), _ts(now), job_id, QUEUED),
+            )
+        return cursor.rowcount == 1
+
+    def heartbeat(self, job_id: str, worker: str, now: datetime, **progress) -> None:
+        assignments, values = self._assignments(progress)
+        with self._db() as conn:
+            conn.execute(
+                f"UPDATE jobs SET heartbeat_at = ?{assignments} WHERE id = ? AND claimed_by = ? AND status = ?",
+                [_ts(now), *values, job_id, worker, RUNNING],
+            )
+
+    def finish_job(self, job_id: str, worker: str, status: str, now: datetime, **fields) -> bool:
+        if status not in (DONE, FAILED):
+            raise ValueError(f"a job finishes as done or failed, not {status!r}")
+        fields.setdefault("finished_at", now)
+        fields.setdefault("phase", status)
+        assignments, values = self._assignments(fields)
+        with self._db() as conn:
+            cursor = conn.execute(
+                f"UPDATE jobs SET status = ?{assignments} WHERE id = ? AND status = ? AND claimed_by = ?",
+                [status, *values, job_id, RUNNING, worker],
+            )
+        return cursor.rowcount == 1
+
+    def requeue_stale(self, cutoff: datetime) -> list[str]:
+        requeued = []
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT id, claimed_by FROM jobs WHERE status = ? AND heartbeat_at < ?", (RUNNING, _ts(cutoff))
+            ).fetchall()
+            for row in rows:
+                cursor = conn.execute(
+                    "UPDATE jobs SET status = ?, phase = 'queued', claimed_by = NULL"
+                    " WHERE id = ? AND status = ? AND claimed_by = ? AND heartbeat_at < ?",
+                    (QUEUED, row["id"], RUNNING, row["claimed_by"], _ts(cutoff)),
+                )
+                if cursor.rowcount == 1:
+                    requeued.append(row["id"])
+        return requeued
+
+    def finished_before(self, cutoff: datetime) -> list[Job]:
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE status IN (?, ?) AND finished_at < ? ORDER BY finished_at",
+                (DONE, FAILED, _ts(cutoff)),
+            ).fetchall()
+        return [_row_to_job(row) for row in rows]
+
+    def purge_job(self, job_id: str) -> None:
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM image_urls WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+                conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # Mail bookkeeping
+    def record_mail(self, job_id: str, kind: str, sent: bool) -> None:
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT mails_sent FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is not None:
+                    sent_kinds = json.loads(row["mails_sent"])
+                    if sent and kind not in sent_kinds:
+                        sent_kinds.append(kind)
+                    conn.execute(
+                        "UPDATE jobs SET mails_sent = ?, mail_pending = ? WHERE id = ?",
+                        (json.dumps(sent_kinds), None if sent else kind, job_id),
+                    )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def jobs_with_pending_mail(self) -> list[Job]:
+        with self._db() as conn:
+            rows = conn.execute("SELECT * FROM jobs WHERE mail_pending IS NOT NULL").fetchall()
+        return [_row_to_job(row) for row in rows]
+
+    # Image URLs
+    def add_image_urls(self, urls: list[ImageUrl]) -> None:
+        if not urls:
+            return
+        with self._db() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO image_urls (job_id, url, position, email, page_url, title, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(u.job_id, u.url, u.position, u.email, u.page_url, u.title, u.source) for u in urls],
+            )
+
+    def image_urls(self, job_id: str) -> list[ImageUrl]:
+        with self._db() as conn:
+            rows = conn.execute(
+                "SELECT * FROM image_urls WHERE job_id = ? ORDER BY position, rowid", (job_id,)
+            ).fetchall()
+        return [
+            ImageUrl(job_id=r["job_id"], email=r["email"], url=r["url"], page_url=r["page_url"], title=r["title"],
+                     source=r["source"], position=r["position"])
+            for r in rows
+        ]
+
+    # Event log
+    def log_event(self, job_id: str, message: str, level: str = "info", at: datetime | None = None) -> None:
+        at = at or datetime.now(UTC)
+        with self._db() as conn:
+            conn.execute(
+                "INSERT INTO events (job_id, at, level, message) VALUES (?, ?, ?, ?)",
+                (job_id, _ts(at), level, message),
+            )
+
+    def events(self, job_id: str) -> list[Event]:
+        with self._db() as conn:
+            rows = conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall()
+        return [Event(job_id=r["job_id"], at=_dt(r["at"]), level=r["level"], message=r["message"]) for r in rows]
+
+    def _assignments(self, values: dict) -> tuple[str, list]:
+        unknown = set(values) - _WRITABLE
+        if unknown:
+            raise ValueError(f"cannot write job fields {sorted(unknown)} here")
+        names = sorted(values)
+        return "".join(f", {name} = ?" for name in names), [_encode(name, values[name]) for name in names]

@@ -1,0 +1,53 @@
+"""Periodic upkeep: recover interrupted jobs, delete expired data, retry unsent emails."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import Flask
+
+from db import get_store
+from jobs import files
+from jobs.notify import retry_pending
+
+log = logging.getLogger(__name__)
+
+
+def requeue_interrupted(app: Flask) -> list[str]:
+    """Put back in the queue the running jobs whose worker stopped beating (crash, restart, kill)."""
+    store = get_store(app)
+    cutoff = datetime.now(UTC) - timedelta(seconds=int(app.config["STALE_JOB_SECONDS"]))
+    requeued = store.requeue_stale(cutoff)
+    for job_id in requeued:
+        store.log_event(job_id, "the job was interrupted (its worker stopped); it will run again", "warning")
+        log.warning("job %s was interrupted; requeued", job_id)
+    return requeued
+
+
+def purge_expired(app: Flask) -> int:
+    """Delete the files and the personal data of jobs that ended more than RETENTION_MINUTES ago."""
+    store = get_store(app)
+    cutoff = datetime.now(UTC) - timedelta(minutes=int(app.config["RETENTION_MINUTES"]))
+    purged = 0
+    for job in store.finished_before(cutoff):
+        files.remove_job_files(app, job.id)
+        store.purge_job(job.id)
+        purged += 1
+    if purged:
+        log.info("retention: deleted %d finished jobs and their files", purged)
+    return purged
+
+
+def maintain(app: Flask) -> None:
+    """Run every periodic task; one failing (say, the database is down) does not stop the others next time."""
+    with app.app_context():
+        for task in (requeue_interrupted, purge_expired):
+            try:
+                task(app)
+            except Exception:
+                log.exception("periodic task %s failed", task.__name__)
+        try:
+            retry_pending(get_store(app))
+        except Exception:
+            log.exception("retrying unsent emails failed")

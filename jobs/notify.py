@@ -1,0 +1,53 @@
+"""Send a job's emails once each, record the outcome, and leave failed sends for the periodic retry."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+
+import mailer
+from db import Job, Store
+from jobs.files import download_name
+from web.links import human_size, local_time, make_download_token, public_url
+
+log = logging.getLogger(__name__)
+
+
+def _context(job: Job, kind: str) -> dict:
+    context = {"job": job, "job_url": public_url(f"/jobs/{job.id}"), "home_url": public_url("/")}
+    if kind == "done":
+        ttl = timedelta(minutes=int(current_app.config["LINK_TTL_MINUTES"]))
+        context.update(
+            download_url=public_url(f"/download/{make_download_token(job.id)}"),
+            expires_local=local_time(datetime.now(UTC) + ttl, job.timezone),
+            zip_size=human_size(job.zip_bytes),
+            file_name=download_name(job.query, job.delivered),
+        )
+    return context
+
+
+def notify(store: Store, job: Job, kind: str) -> bool:
+    """Send the ``kind`` email for ``job`` unless it was already sent; True when it is (now) delivered."""
+    if kind in job.mails_sent:
+        return True
+    try:
+        mailer.send(kind, job.email, **_context(job, kind))
+    except mailer.MailError as exc:
+        store.record_mail(job.id, kind, sent=False)
+        store.log_event(job.id, f"the “{kind}” email could not be sent ({exc}); it will be retried", "warning")
+        return False
+    store.record_mail(job.id, kind, sent=True)
+    job.mails_sent.append(kind)
+    store.log_event(job.id, f"the “{kind}” email was sent")
+    return True
+
+
+def retry_pending(store: Store) -> int:
+    """Try again every email that could not be sent; return how many went out."""
+    sent = 0
+    for job in store.jobs_with_pending_mail():
+        if job.mail_pending and notify(store, job, job.mail_pending):
+            sent += 1
+    return sent

@@ -1,0 +1,117 @@
+"""Run one scheduled job exactly once: claim it, email, build the dataset, finish it, email again."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask
+
+from db import DONE, FAILED, ImageUrl, get_store
+from jobs import files
+from jobs.notify import notify
+from jobs.pipeline import JobFailed, build_dataset
+from scraper import ScraperError
+
+log = logging.getLogger(__name__)
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+UNEXPECTED = "an unexpected error stopped the job (it has been logged for us to fix)"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Heartbeat:
+    """Tell the database, every few seconds, that this worker still runs the job (and how far it got)."""
+
+    def __init__(self, store, job_id: str, worker: str, interval: float):
+        self.store, self.job_id, self.worker = store, job_id, worker
+        self.progress: dict = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(interval,), name=f"heartbeat-{job_id[:8]}",
+                                        daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def update(self, **progress) -> None:
+        self.progress.update(progress)
+
+    def _beat(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.store.heartbeat(self.job_id, self.worker, _now(), **self.progress)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is logged; the next one may succeed
+                log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
+
+
+def run_job(app: Flask, job_id: str, worker: str = WORKER_ID) -> str | None:
+    """Run the job if this worker wins the claim; return its final status, or None when not claimed."""
+    with app.app_context():
+        store = get_store(app)
+        if not store.claim_job(job_id, worker, _now()):
+            log.info("job %s was claimed elsewhere or is no longer queued", job_id)
+            return None
+        job = store.get_job(job_id)
+        store.log_event(job_id, f"job started (attempt {job.attempts})")
+        notify(store, job, "started")
+        config = app.config
+        interval = max(1.0, int(config["STALE_JOB_SECONDS"]) / 4)
+        status, fields = FAILED, {}
+        with Heartbeat(store, job_id, worker, interval) as beat:
+            def event(message: str) -> None:
+                store.log_event(job_id, message)
+
+            stored = len(store.image_urls(job_id))  # a job run again appends after what it stored before
+
+            def on_candidates(batch) -> None:
+                nonlocal stored
+                store.add_image_urls([
+                    ImageUrl(job_id=job_id, email=job.email, url=c.image_url, page_url=c.page_url, title=c.title,
+                             source=c.source, position=stored + i)
+                    for i, c in enumerate(batch)
+                ])
+                stored += len(batch)
+                beat.update(phase="downloading", candidates=stored)
+
+            def progress(delivered: int, want: int) -> None:
+                beat.update(delivered=delivered)
+
+            beat.update(phase="collecting")
+            store.heartbeat(job_id, worker, _now(), phase="collecting")
+            try:
+                outcome = build_dataset(
+                    job.query, job.count, job.options, config, files.work_dir(app, job_id),
+                    files.zip_path(app, job_id), event=event, on_candidates=on_candidates, progress=progress,
+                )
+            except (JobFailed, ScraperError) as exc:
+                fields = {"error": str(exc)}
+                store.log_event(job_id, f"job failed: {exc}", "error")
+            except Exception:
+                log.exception("job %s failed unexpectedly", job_id)
+                fields = {"error": UNEXPECTED}
+                store.log_event(job_id, "job failed: unexpected error", "error")
+            else:
+                status = DONE
+                fields = {"delivered": outcome.delivered, "candidates": outcome.candidates,
+                          "zip_name": outcome.zip_path.name, "zip_bytes": outcome.zip_bytes, "note": outcome.note}
+                store.log_event(job_id, f"job done: {outcome.delivered} of {job.count} images")
+            finally:
+                shutil.rmtree(files.work_dir(app, job_id), ignore_errors=True)
+        if not store.finish_job(job_id, worker, status, _now(), **fields):
+            log.warning("job %s was taken from worker %s before it finished; its result is dropped", job_id, worker)
+            return None
+        job = store.get_job(job_id)
+        notify(store, job, "done" if status == DONE else "failed")
+        return status

@@ -1,0 +1,108 @@
+"""APScheduler in the app's process; the database stays the source of truth.
+
+At start every queued job is registered (a job whose time passed while the app was down runs at once); a poll
+registers jobs queued by other processes; a periodic upkeep recovers interrupted jobs, deletes expired data and
+retries unsent email. Each job is claimed in the database before it runs, so it runs once however many
+processes schedule it. The scheduler starts once per process, never at import, and not in tests unless asked.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from db import get_store
+from scheduler import tasks
+
+log = logging.getLogger(__name__)
+
+
+class JobScheduler:
+    """One BackgroundScheduler per app and process."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.key = tasks.register(app)
+        config = app.config
+        self.scheduler = BackgroundScheduler(
+            timezone=UTC,
+            executors={
+                "default": ThreadPoolExecutor(int(config["JOB_WORKERS"])),
+                "upkeep": ThreadPoolExecutor(1),
+            },
+            # A late job still runs (misfire_grace_time=None), and at most one copy of it at a time.
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+
+    @property
+    def running(self) -> bool:
+        return self.scheduler.running
+
+    def start(self) -> None:
+        config = self.app.config
+        self.scheduler.start()
+        now = datetime.now(UTC)
+        self.scheduler.add_job(tasks.maintain, "interval", args=[self.key], id="upkeep", executor="upkeep",
+                               seconds=int(config["CLEANUP_INTERVAL_SECONDS"]), next_run_time=now,
+                               replace_existing=True)
+        self.scheduler.add_job(tasks.sync, "interval", args=[self.key], id="sync", executor="upkeep",
+                               seconds=int(config["POLL_INTERVAL_SECONDS"]), next_run_time=now,
+                               replace_existing=True)
+        log.info("scheduler started in process %d", os.getpid())
+
+    def schedule(self, job_id: str, run_at: datetime) -> None:
+        """Run the job at ``run_at`` (at once if that has passed)."""
+        if not self.scheduler.running:
+            return
+        when = max(run_at, datetime.now(UTC))
+        self.scheduler.add_job(tasks.run_job, "date", run_date=when, args=[self.key, job_id], id=f"job:{job_id}",
+                               replace_existing=True)
+
+    def sync(self) -> int:
+        """Register every queued job this process does not know yet; return how many were added."""
+        try:
+            queued = get_store(self.app).queued_jobs()
+        except Exception as exc:  # noqa: BLE001 - a database outage is retried at the next poll
+            log.warning("could not read queued jobs: %s", exc)
+            return 0
+        added = 0
+        for job in queued:
+            if self.scheduler.get_job(f"job:{job.id}") is None:
+                self.schedule(job.id, job.run_at)
+                added += 1
+        return added
+
+    def shutdown(self, wait: bool = True) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=wait)
+
+
+def _should_start(app: Flask) -> bool:
+    if "SCHEDULER_START" in app.config:  # tests (and the worker) say so explicitly
+        return bool(app.config["SCHEDULER_START"])
+    if app.config["SCHEDULER"] != "web" or app.testing:
+        return False
+    if os.environ.get("FLASK_RUN_FROM_CLI") == "true":
+        # `flask run` serves; other commands (init-db, run-job, collect, ...) must not run other people's jobs.
+        if "run" not in sys.argv[1:]:
+            return False
+        if app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true":
+            return False  # the reloader's watcher process
+    return True
+
+
+def init_app(app: Flask) -> None:
+    """Create this process's scheduler and start it when this process should run jobs."""
+    if not _should_start(app):
+        return
+    scheduler = JobScheduler(app)
+    app.extensions["scheduler"] = scheduler
+    scheduler.start()
+    atexit.register(scheduler.shutdown, False)
