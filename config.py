@@ -61,7 +61,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("STALE_JOB_SECONDS", 120, int, "A running job whose heartbeat is older than this is taken as interrupted and run again."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level of the app (DEBUG, INFO, WARNING, ...)."),
     # Image search
-    Setting("IMAGE_SOURCES", "bing", _list, "Search engines to use, in order of preference (bing, duckduckgo, google)."),
+    Setting("IMAGE_SOURCES", "bing,duckduckgo,google", _list, "Search engines to use, in order of preference (bing, duckduckgo, google)."),
     Setting("BING_URL", "https://www.bing.com", str, "Base URL of Bing; tests point it at a local fixture engine."),
     Setting("DUCKDUCKGO_URL", "https://duckduckgo.com", str, "Base URL of DuckDuckGo."),
     Setting("GOOGLE_URL", "https://www.google.com", str, "Base URL of Google."),

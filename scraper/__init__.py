@@ -1,0 +1,30 @@
+"""Turn a search query into image URLs, collected with headless Chromium from image search engines.
+
+Interface used by the rest of the app::
+
+    from scraper import Candidate, Collector, EngineReport, ScraperError, EnginesUnavailable
+
+    with Collector.from_config(query, app.config, log=job_log) as collector:   # the browser starts on first use
+        batch = collector.collect(want)   # up to `want` new unique Candidates; fewer, even [], once all ran dry
+        collector.reports                 # [EngineReport(engine, count, stopped), ...], in IMAGE_SOURCES order
+
+Engines (``bing``, ``duckduckgo``, ``google``; one module each, selectors in a dated constants block) are tried in
+IMAGE_SOURCES order; when one is blocked, fails or runs dry, the next fills the remainder. Each engine is a
+generator, so a second ``collect()`` continues where the first stopped. Duplicates across engines are removed by
+normalised URL. Only original image URLs are returned, never the engines' thumbnails.
+
+Exceptions::
+
+    ScraperError               base of everything raised on purpose
+    ├── EnginesUnavailable     every engine failed and nothing was ever collected; str() is the user-facing
+    │                          "the image search engines did not answer; try again later", .detail the reasons
+    ├── EngineBlocked          (inside the package) an engine answered with a CAPTCHA, rate limit or wall
+    ├── EngineTimeout          (inside the package) an engine missed the round's deadline
+    └── BrowserUnavailable     (inside the package) Chromium or chromedriver would not start
+"""
+
+from .candidate import Candidate
+from .collector import Collector, EngineReport
+from .errors import EnginesUnavailable, ScraperError
+
+__all__ = ["Candidate", "Collector", "EngineReport", "EnginesUnavailable", "ScraperError"]
