@@ -1,0 +1,37 @@
+"""`flask collect`: print the image URLs the engines give for a query, one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .collector import Collector
+from .errors import EnginesUnavailable
+
+
+@click.command("collect")
+@click.argument("query")
+@click.option("-n", "--number", default=50, show_default=True, type=click.IntRange(1, 5000), help="How many.")
+@click.option("--sources", default=None, help="Engines in order, e.g. bing,duckduckgo (default: IMAGE_SOURCES).")
+@with_appcontext
+def collect(query: str, number: int, sources: str | None) -> None:
+    """Collect image URLs for QUERY: JSON lines on stdout, a summary per engine on stderr."""
+    config = dict(current_app.config)
+    if sources:
+        config["IMAGE_SOURCES"] = [s for s in sources.split(",") if s.strip()]
+    try:
+        with Collector.from_config(query, config, log=lambda line: click.echo(line, err=True)) as collector:
+            for found in collector.collect(number):
+                fields = {k: getattr(found, k) for k in ("image_url", "page_url", "title", "source")}
+                click.echo(json.dumps(fields, ensure_ascii=False))
+            for report in collector.reports:
+                click.echo(f"{report.engine}: {report.count} images, {report.stopped}", err=True)
+    except EnginesUnavailable as exc:
+        click.echo(f"error: {exc} ({exc.detail})", err=True)
+        sys.exit(1)
+    except ValueError as exc:  # an unknown engine name
+        raise click.BadParameter(str(exc), param_hint="--sources") from exc
