@@ -89,6 +89,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAIL_OUTBOX", None, str, "Folder for .eml files when SMTP_HOST is unset. Default: instance/outbox."),
     Setting("MAIL_RETRIES", 3, int, "Attempts per email before it is left for the periodic retry."),
     Setting("MAIL_BACKOFF_SECONDS", 0.5, float, "Wait before the second attempt of an email; doubled for each further attempt."),
+    # Cassandra (used when DATABASE_URL is cassandra://host1,host2:9042/keyspace)
+    Setting("CASSANDRA_USERNAME", None, str, "Cassandra login (PasswordAuthenticator); unset: no authentication."),
+    Setting("CASSANDRA_PASSWORD", None, str, "Cassandra password."),
+    Setting("CASSANDRA_SECURE_BUNDLE", None, str, "Path of a DataStax Astra secure connect bundle (.zip); the URL then needs no hosts: cassandra:///keyspace."),
+    Setting("CASSANDRA_ASTRA_TOKEN", None, str, "Astra application token (AstraCS:...), used with CASSANDRA_SECURE_BUNDLE."),
+    Setting("CASSANDRA_REPLICATION", "{'class': 'SimpleStrategy', 'replication_factor': 1}", str, "Replication of the keyspace when init-db creates it, e.g. {'class': 'NetworkTopologyStrategy', 'dc1': 3}."),
+    Setting("CASSANDRA_LOCAL_DC", "datacenter1", str, "The client's local datacenter for load balancing, LOCAL_QUORUM and LOCAL_SERIAL."),
+    Setting("CASSANDRA_TIMEOUT_SECONDS", 10.0, float, "Seconds before a Cassandra request gives up (the web layer then answers 503)."),
 )
 
 
