@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, render_template, request
+from flask import jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -17,8 +17,8 @@ UNAVAILABLE = "The service is temporarily unavailable: nothing was saved. Please
 
 def _respond(status: int, title: str, message: str):
     if request.path.startswith("/api/"):
-        return jsonify(error=message), status
-    return render_template("error.html", title=title, message=message), status
+        return make_response(jsonify(error=message), status)
+    return make_response(render_template("error.html", title=title, message=message), status)
 
 
 def register(app) -> None:
@@ -39,7 +39,7 @@ def register(app) -> None:
     def store_unavailable(exc: StoreUnavailable):
         log.error("database unavailable: %s", exc)
         response = _respond(503, "Temporarily unavailable", UNAVAILABLE)
-        response[0].headers["Retry-After"] = "30"
+        response.headers["Retry-After"] = "30"
         return response
 
     @app.errorhandler(Exception)

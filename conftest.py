@@ -1,0 +1,8 @@
+"""Pytest plugins shared by every test: the local servers the tests run against."""
+
+pytest_plugins = [
+    "tests.fixtures.smtp",
+    "tests.fixtures.images",
+    "tests.fixtures.engines",
+    "tests.fixtures.apps",
+]

@@ -1,0 +1,160 @@
+"""The pages: the form's fields, local assets, CSRF, the job page, download links and error pages."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from itsdangerous import TimestampSigner
+
+from db import DONE, Job, get_store
+from jobs import files
+from web.links import make_download_token
+
+FUTURE = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d")
+
+
+def test_home_has_the_form_fields_and_a_csrf_token(make_app):
+    page = make_app().test_client().get("/").get_data(as_text=True)
+    for name in ("search-query", "email", "images", "date", "time", "timezone", "csrf_token"):
+        assert f'name="{name}"' in page
+    assert re.search(r'name="csrf_token" value="[^"]{20,}"', page)
+
+
+def test_assets_are_served_by_the_app_itself(client):
+    page = client.get("/").get_data(as_text=True)
+    external = re.findall(r'(?:src|href)="(https?://[^"]+)"', page)
+    assert external == []
+    for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page):
+        assert client.get(asset).status_code == 200
+
+
+def test_a_post_without_csrf_token_is_refused_and_keeps_the_inputs(make_app):
+    client = make_app().test_client()
+    response = client.post("/", data={"search-query": "red panda", "email": "a@example.com", "images": "5",
+                                      "date": FUTURE, "time": "10:00"})
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "The form had expired" in page
+    assert 'value="red panda"' in page
+
+
+def test_a_post_with_the_csrf_token_is_accepted(make_app):
+    client = make_app().test_client()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True))[1]
+    response = client.post("/", data={"csrf_token": token, "search-query": "red panda", "email": "a@example.com",
+                                       "images": "5", "date": FUTURE, "time": "10:00", "timezone": "Europe/Paris"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "Your job has been submitted" in page
+    job_url = re.search(r'href="(/jobs/[^"]+)" id="job-link"', page)[1]
+    job_page = client.get(job_url)
+    assert job_page.status_code == 200
+    assert "red panda" in job_page.get_data(as_text=True)
+    assert f"{FUTURE} 10:00 (Europe/Paris)" in job_page.get_data(as_text=True)
+
+
+def test_job_ids_are_unguessable(client):
+    ids = set()
+    for _ in range(3):
+        response = client.post("/api/jobs", json={"search-query": "q", "email": "a@example.com", "images": 1,
+                                                  "date": FUTURE, "time": "10:00"})
+        ids.add(response.get_json()["id"])
+    assert len(ids) == 3
+    assert all(len(job_id) >= 22 for job_id in ids)  # 128 random bits
+
+
+def test_unknown_job_gets_a_clear_404(client):
+    response = client.get("/jobs/nope")
+    assert response.status_code == 404
+    assert "There is no such job" in response.get_data(as_text=True)
+    assert client.get("/api/jobs/nope").status_code == 404
+
+
+@pytest.fixture
+def finished_job(app):
+    """A done job with a zip on disk."""
+    now = datetime.now(UTC)
+    job = Job(id="job-download-test", query="red panda", email="a@example.com", count=2, run_at=now,
+              created_at=now)
+    with app.app_context():
+        store = get_store()
+        store.create_job(job)
+        assert store.claim_job(job.id, "w", now)
+        path = files.zip_path(app, job.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("manifest.csv", "file\n")
+        assert store.finish_job(job.id, "w", DONE, now, delivered=2, zip_name=path.name, zip_bytes=path.stat().st_size)
+    return job
+
+
+def test_a_valid_link_downloads_the_zip(app, client, finished_job):
+    with app.app_context():
+        token = make_download_token(finished_job.id)
+    response = client.get(f"/download/{token}")
+    assert response.status_code == 200
+    assert response.mimetype == "application/zip"
+    assert "red-panda-2-images.zip" in response.headers["Content-Disposition"]
+
+
+def test_a_tampered_link_gets_the_error_page(app, client, finished_job):
+    with app.app_context():
+        token = make_download_token(finished_job.id)
+    response = client.get(f"/download/{token[:-2]}xx")
+    assert response.status_code == 404
+    page = response.get_data(as_text=True)
+    assert "This download link is not valid" in page
+    assert "Traceback" not in page
+
+
+def test_an_expired_link_gets_the_error_page(app, client, finished_job, monkeypatch):
+    ttl = app.config["LINK_TTL_MINUTES"] * 60
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - ttl - 5)
+    with app.app_context():
+        token = make_download_token(finished_job.id)
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+    response = client.get(f"/download/{token}")
+    assert response.status_code == 410
+    assert "This download link has expired" in response.get_data(as_text=True)
+
+
+def test_a_link_to_deleted_files_says_so(app, client, finished_job):
+    with app.app_context():
+        token = make_download_token(finished_job.id)
+    files.remove_job_files(app, finished_job.id)
+    response = client.get(f"/download/{token}")
+    assert response.status_code == 410
+    assert "These images have been deleted" in response.get_data(as_text=True)
+
+
+def test_a_database_outage_gets_a_503_that_says_nothing_was_saved(app, client, monkeypatch):
+    from db import StoreUnavailable
+    from db.sqlite import SQLiteStore
+
+    def down(self, job):
+        raise StoreUnavailable("SQLite: disk I/O error")
+
+    monkeypatch.setattr(SQLiteStore, "create_job", down)
+    response = client.post("/", data={"search-query": "q", "email": "a@example.com", "images": "3",
+                                      "date": FUTURE, "time": "10:00"})
+    assert response.status_code == 503
+    assert "temporarily unavailable: nothing was saved" in response.get_data(as_text=True)
+    api = client.post("/api/jobs", json={"search-query": "q", "email": "a@example.com", "images": 3,
+                                         "date": FUTURE, "time": "10:00"})
+    assert api.status_code == 503
+    assert "nothing was saved" in api.get_json()["error"]
+
+
+def test_retention_deletes_files_and_personal_data(app, finished_job):
+    from jobs.cleanup import purge_expired
+
+    app.config["RETENTION_MINUTES"] = 0
+    with app.app_context():
+        assert purge_expired(app) == 1
+        assert get_store().get_job(finished_job.id) is None
+        assert get_store().events(finished_job.id) == []
+    assert not files.zip_path(app, finished_job.id).exists()

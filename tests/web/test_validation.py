@@ -1,0 +1,124 @@
+"""Every row of the design's validation table (seed 002), and the extra bad inputs of the core issue,
+through the HTML form and through the JSON API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+FUTURE = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%d")
+PAST_DAY = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+_two_minutes_ago = datetime.now(UTC) - timedelta(minutes=2)
+VALID = {"search-query": "Best hd wallpaper", "date": FUTURE, "time": "11:41", "email": "wsq.wee@example.com",
+         "images": "145", "timezone": "UTC"}
+
+
+def with_(**changes):
+    data = dict(VALID)
+    for key, value in changes.items():
+        key = key.replace("_", "-")
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
+
+
+# (case, data, field with the error, message) — None field: the submission is accepted.
+CASES = [
+    ("all fields valid", VALID, None, None),
+    ("empty search query", with_(search_query=""), "search-query", "search query is required"),
+    ("empty date", with_(date=""), "date", "date is required"),
+    ("date before today", with_(date=PAST_DAY), "time", "the scheduled time is in the past"),
+    ("empty time", with_(time=""), "time", "time is required"),
+    ("time two minutes ago",
+     with_(date=_two_minutes_ago.strftime("%Y-%m-%d"), time=_two_minutes_ago.strftime("%H:%M")),
+     "time", "the scheduled time is in the past"),
+    ("empty email", with_(email=""), "email", "email is required"),
+    ("invalid email", with_(email="wsq.wee@"), "email", "email is invalid"),
+    ("empty number of images", with_(images=""), "images", "number of images is required"),
+    ("text in number of images", with_(images="-1a"), "images", "number of images must be a whole number"),
+    ("0 images", with_(images="0"), "images", "number of images must be between 1 and 500"),
+    ("501 images", with_(images="501"), "images", "number of images must be between 1 and 500"),
+    # Extra bad inputs of the core issue
+    ("fractional count", with_(images="2.5"), "images", "number of images must be a whole number"),
+    ("negative count", with_(images="-3"), "images", "number of images must be between 1 and 500"),
+    ("query over 200 characters", with_(search_query="x" * 201), "search-query",
+     "search query must be at most 200 characters"),
+    ("unknown time zone", with_(timezone="Mars/Olympus"), "timezone", "time zone 'Mars/Olympus' is unknown"),
+    ("malformed date", with_(date="20-09-2021"), "date", "date must be a real date written YYYY-MM-DD"),
+    ("impossible date", with_(date="2031-02-30"), "date", "date must be a real date written YYYY-MM-DD"),
+    ("malformed time", with_(time="25:61"), "time", "time must be written HH:MM (24-hour clock)"),
+    ("missing fields", {"search-query": "cats"}, "email", "email is required"),
+    ("unknown image format", with_(formats="bmp"), "formats", "image formats must be among jpeg, png, webp, gif"),
+    ("negative minimum width", with_(min_width="-5"), "min-width", "minimum width must be between 0 and 10000"),
+    ("200 characters exactly", with_(search_query="y" * 200), None, None),
+    ("time zone from the browser", with_(timezone="Asia/Kolkata"), None, None),
+    ("one image", with_(images="1"), None, None),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "field", "message"), CASES, ids=[c[0] for c in CASES])
+def test_form(client, case, data, field, message):
+    response = client.post("/", data=data)
+    page = response.get_data(as_text=True)
+    if field is None:
+        assert response.status_code == 200, page
+        assert "Your job has been submitted" in page
+        return
+    assert response.status_code == 400
+    # The message stands next to its field, and what the user typed is kept.
+    assert f'<p class="error" id="{field}-error">{message}</p>'.replace("'", "&#39;") in page
+    for name in ("search-query", "email", "images"):
+        if data.get(name) and len(data[name]) < 100:
+            assert f'value="{data[name]}"' in page
+
+
+@pytest.mark.parametrize(("case", "data", "field", "message"), CASES, ids=[c[0] for c in CASES])
+def test_api(client, case, data, field, message):
+    response = client.post("/api/jobs", json=data)
+    body = response.get_json()
+    if field is None:
+        assert response.status_code == 201, body
+        assert body["status"] == "queued"
+        assert client.get(body["status_url"]).get_json()["id"] == body["id"]
+        return
+    assert response.status_code == 400
+    assert {"field": field, "message": message} in body["errors"]
+
+
+def test_api_accepts_json_numbers_and_lists(client):
+    data = with_(images=None) | {"images": 12, "formats": ["png", "jpeg"], "min-width": 64}
+    response = client.post("/api/jobs", json=data)
+    assert response.status_code == 201, response.get_json()
+    status = client.get(response.get_json()["status_url"]).get_json()
+    assert status["count"] == 12
+    assert status["options"] == {"formats": ["jpeg", "png"], "min_width": 64, "min_height": 0}
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", ""])
+def test_api_rejects_a_body_that_is_not_an_object(client, body):
+    response = client.post("/api/jobs", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["message"] == "the body must be a JSON object"
+
+
+def test_api_rejects_true_as_a_count(client):
+    response = client.post("/api/jobs", json=with_(images=None) | {"images": True})
+    assert response.status_code == 400
+    assert {"field": "images", "message": "number of images must be a whole number"} in response.get_json()["errors"]
+
+
+def test_local_time_is_converted_to_utc(client):
+    response = client.post("/api/jobs", json=with_(time="09:30", timezone="Asia/Kolkata"))
+    assert response.status_code == 201
+    assert response.get_json()["run_at"] == f"{FUTURE}T04:00:00+00:00"
+
+
+def test_max_images_is_a_setting(make_app):
+    client = make_app(WTF_CSRF_ENABLED=False, MAX_IMAGES=1000).test_client()
+    assert client.post("/api/jobs", json=with_(images="900")).status_code == 201
+    response = client.post("/api/jobs", json=with_(images="1001"))
+    error = {"field": "images", "message": "number of images must be between 1 and 1000"}
+    assert error in response.get_json()["errors"]
