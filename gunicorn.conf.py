@@ -1,0 +1,20 @@
+"""gunicorn settings for Heroku and any single-host deploy; each line says why."""
+
+import os
+
+# Heroku tells the dyno which port to listen on.
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+# One worker process: with SCHEDULER=web the job scheduler lives in it, and one scheduler per dyno is enough
+# (jobs are claimed in the database, so more would still run each job once, just with more browsers).
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+# Threads serve the pages while jobs run in the scheduler's own threads.
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Heroku's router gives up after 30 s: a request slower than 25 s is killed first, with a log line.
+timeout = 25
+# On SIGTERM Heroku waits 30 s before SIGKILL: finish requests (and let jobs reach a safe point) within that.
+graceful_timeout = 25
+# Logs go to stdout, where Heroku collects them.
+accesslog = "-"
+errorlog = "-"
+# No preload: the app (and its database session, created lazily) is built after the fork, in the worker.
+preload_app = False
