@@ -1,0 +1,61 @@
+"""Download, validate and de-duplicate images: candidates in, N good unique images and a zip out.
+
+Public surface::
+
+    from downloader import DownloadOptions, download_images, write_zip, DownloadResult, ImageRecord, Failure
+
+    options = DownloadOptions.from_config(app.config, formats={"jpeg", "png"}, min_width=0, min_height=0)
+    result = download_images(more, want, out_dir, options, progress=None, should_stop=None)
+    size = write_zip(result, out_dir, zip_path)
+
+- ``more(k)`` returns up to ``k`` new candidates (objects with ``image_url``, ``page_url``, ``title``, ``source``),
+  ``[]`` when there are no more. It is only ever called from the calling thread.
+- ``download_images`` fetches with a thread pool (per-host cap, timeouts, retries that honour Retry-After, a size
+  cap while streaming, at most 5 redirects), refuses non-public addresses unless ALLOW_PRIVATE_URLS, decodes every
+  file with Pillow, drops exact (SHA-256) and near (perceptual hash) duplicates keeping the larger, and stops at N,
+  when candidates run out, at the stage deadline, or when ``should_stop()`` is true. Images land in
+  ``out_dir/images/0001.<real extension>`` in search-rank order; ``progress(delivered, want)`` is called from the
+  calling thread. The result lists ``images`` (ImageRecord), ``failures`` (Failure: url, reason, kind),
+  ``shortfall`` and ``shortfall_reason`` (a sentence for the user), and ``candidates_seen``.
+- ``write_zip`` writes the images (ZIP_STORED), ``manifest.csv`` and ``failures.csv``; ``write_reports`` writes the
+  two CSV files into ``out_dir``.
+
+Errors: one URL's problem is never raised; it becomes a Failure whose reason comes from this family::
+
+    DownloadError                 reason (plain words), kind (summary bucket)
+     +-- BlockedURL               not http(s), or the host resolves to a non-public address
+     +-- FetchError               HTTP error status, timeout, reset, truncation, too many redirects
+     |    +-- TooLarge            over MAX_IMAGE_BYTES
+     |    +-- Stopped             the stage ended while the URL was in flight
+     +-- InvalidImage             HTML, empty, truncated or damaged, a decompression bomb
+          +-- TooSmall            under the minimum width or height
+          +-- UnwantedFormat      a format the user did not ask for
+
+``download_images`` itself raises ValueError for a bad ``want``, OSError when ``out_dir`` cannot be written, and
+lets an exception from ``more`` propagate unchanged (it belongs to the collector).
+"""
+
+from .errors import BlockedURL, DownloadError, FetchError, InvalidImage, Stopped, TooLarge, TooSmall, UnwantedFormat
+from .options import DownloadOptions
+from .package import failures_csv, manifest_csv, write_reports, write_zip
+from .stage import DownloadResult, Failure, ImageRecord, download_images
+
+__all__ = [
+    "BlockedURL",
+    "DownloadError",
+    "DownloadOptions",
+    "DownloadResult",
+    "Failure",
+    "FetchError",
+    "ImageRecord",
+    "InvalidImage",
+    "Stopped",
+    "TooLarge",
+    "TooSmall",
+    "UnwantedFormat",
+    "download_images",
+    "failures_csv",
+    "manifest_csv",
+    "write_reports",
+    "write_zip",
+]

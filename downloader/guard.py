@@ -1,0 +1,151 @@
+"""Refuse URLs that lead to non-public addresses, and connect only to the address that was checked.
+
+Every new connection resolves its host once, refuses it when *any* address is loopback, private, link-local,
+multicast, reserved or otherwise not global (IPv4 and IPv6, including IPv4-mapped and 6to4 forms), and then
+connects to those same checked addresses: there is no second lookup an attacker's DNS could answer differently
+(no DNS-rebinding window). TLS still verifies the certificate against the host name. Because the check sits in
+the connection itself, it applies to the first request and to every redirect alike.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import weakref
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from .errors import BlockedURL, Stopped
+
+Resolver = Callable[[str, int], list[str]]
+
+
+def address_problem(ip: str) -> str | None:
+    """Return why ``ip`` may not be fetched (e.g. "loopback"), or None when it is a public address."""
+    addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(addr, ipaddress.IPv6Address):
+        embedded = addr.ipv4_mapped or addr.sixtofour or (addr.teredo[1] if addr.teredo else None)
+        if embedded is not None:
+            return address_problem(str(embedded))
+    for label, flag in (
+        ("loopback", addr.is_loopback),
+        ("private", addr.is_private),
+        ("link-local", addr.is_link_local),
+        ("multicast", addr.is_multicast),
+        ("reserved", addr.is_reserved),
+        ("unspecified", addr.is_unspecified),
+    ):
+        if flag:
+            return label
+    if not addr.is_global:
+        return "non-public"
+    return None
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Return every address the system resolver gives for ``host``."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_url(url: str) -> None:
+    """Refuse URLs that are not http(s) or have no host (addresses are checked when connecting)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise BlockedURL(f"only http and https URLs are fetched, not {parts.scheme or 'a relative URL'}")
+    if not parts.hostname:
+        raise BlockedURL("the URL has no host")
+
+
+class Guard:
+    """Resolve, check and connect for one download stage; ``abort()`` breaks every open connection."""
+
+    def __init__(self, allow_private: bool, trusted_hosts: frozenset[str] = frozenset(), resolver=None) -> None:
+        self.allow_private = allow_private
+        self.trusted_hosts = frozenset(host.lower() for host in trusted_hosts)
+        self.resolver: Resolver = resolver or system_resolver
+        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._aborted = False
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        """Return the addresses to connect to, refusing the host when any of them is not public."""
+        try:
+            found = self.resolver(host, port)
+        except OSError as exc:
+            raise BlockedURL(f"the host {host} could not be resolved") from exc
+        if not found:
+            raise BlockedURL(f"the host {host} has no address")
+        if self.allow_private or host.lower() in self.trusted_hosts:
+            return found
+        for ip in found:
+            problem = address_problem(ip)
+            if problem:
+                raise BlockedURL(f"{host} resolves to {ip}, a {problem} address")
+        return found
+
+    def connect(self, host: str, port: int, timeout, socket_options) -> socket.socket:
+        """Open a TCP connection to a checked address of ``host``."""
+        error: OSError | None = None
+        for ip in self.addresses(host, port):
+            version = ipaddress.ip_address(ip.split("%", 1)[0]).version
+            sock = socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_STREAM)
+            with self._lock:
+                if self._aborted:
+                    sock.close()
+                    raise Stopped("the download stage ended")
+                self._sockets.add(sock)
+            try:
+                for level, name, value in socket_options or ():
+                    sock.setsockopt(level, name, value)
+                if isinstance(timeout, int | float):
+                    sock.settimeout(timeout)
+                sock.connect((ip, port))
+                return sock
+            except OSError as exc:
+                error = exc
+                sock.close()
+        assert error is not None
+        raise error
+
+    def abort(self) -> None:
+        """Refuse new connections and shut down open ones, waking any thread blocked reading them."""
+        with self._lock:
+            self._aborted = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _GuardedConnection:
+    """Mixin for urllib3 connections: connect through the stage's Guard instead of a fresh DNS lookup."""
+
+    guard: Guard
+
+    def _new_conn(self) -> socket.socket:
+        return self.guard.connect(self._dns_host, self.port, self.timeout, self.socket_options)
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose every connection goes through ``guard``; one is shared by a stage's threads."""
+
+    def __init__(self, guard: Guard, pool_maxsize: int, pool_connections: int = 100) -> None:
+        conn = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), {"guard": guard})
+        tls = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"guard": guard})
+        self._pool_classes = {
+            "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": conn}),
+            "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
+        }
+        super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes

@@ -1,0 +1,335 @@
+"""Turn candidates into N valid, unique images on disk: concurrent, polite, bounded by a deadline."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DownloadError
+from .fetch import Fetched, Fetcher, host_key
+from .guard import Guard, GuardedAdapter, check_url
+from .options import DownloadOptions
+from .validate import ImageInfo, inspect
+
+logger = logging.getLogger(__name__)
+
+IMAGES_DIR = "images"
+_PARTS_DIR = ".parts"
+_OURS = re.compile(r"^\d{4,}\.(jpg|png|webp|gif)$")
+_LABELS = {  # failure kind -> words in the shortfall sentence
+    "broken": "broken links",
+    "blocked": "blocked addresses",
+    "not_image": "not images or damaged",
+    "too_small": "too small",
+    "filtered": "in formats not asked for",
+    "too_large": "too large",
+    "duplicate": "duplicates",
+    "unfinished": "unfinished",
+}
+
+
+@dataclass
+class ImageRecord:
+    """One delivered image and where it came from; ``file`` is relative to the output folder."""
+
+    file: str
+    image_url: str
+    page_url: str | None
+    title: str | None
+    source: str
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    phash: str  # 16 hex digits
+
+
+@dataclass
+class Failure:
+    """A candidate URL that was refused, and why in plain words; ``kind`` groups reasons for the summary."""
+
+    url: str
+    reason: str
+    kind: str = "broken"
+
+
+@dataclass
+class DownloadResult:
+    """What the stage delivered, what it refused, and the shortfall explained."""
+
+    want: int
+    images: list[ImageRecord] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    shortfall: int = 0
+    shortfall_reason: str | None = None
+    candidates_seen: int = 0
+    stopped: str | None = None  # "deadline" or "cancelled" when the stage did not run to its end
+
+
+@dataclass
+class _Task:
+    index: int
+    candidate: Any  # scraper.candidate.Candidate or anything with the same attributes
+    host: str
+
+    @property
+    def url(self) -> str:
+        return self.candidate.image_url
+
+
+@dataclass
+class _Done:
+    task: _Task
+    part: Path
+    fetched: Fetched | None = None
+    info: ImageInfo | None = None
+    error: DownloadError | None = None
+
+    @property
+    def area(self) -> int:
+        return self.info.width * self.info.height if self.info else 0
+
+
+def _work(task: _Task, fetcher: Fetcher, parts: Path, options: DownloadOptions) -> _Done:
+    """Download and check one candidate (in a worker thread); failures come back as data."""
+    done = _Done(task, parts / f"{task.index}.part")
+    try:
+        with done.part.open("wb") as out:
+            done.fetched = fetcher.fetch(task.url, out, referer=task.candidate.page_url)
+        done.info = inspect(done.part, options)
+    except DownloadError as exc:
+        done.error = exc
+    except Exception as exc:  # a bug must cost one image, not the whole job
+        logger.exception("unexpected error downloading %s", task.url)
+        done.error = DownloadError(f"unexpected error ({type(exc).__name__}); see the log")
+    if done.error is not None:
+        done.part.unlink(missing_ok=True)
+    return done
+
+
+class _Stage:
+    """The state of one run of download_images; everything here runs in the calling thread."""
+
+    def __init__(self, more, want: int, out_dir: Path, options: DownloadOptions, progress, should_stop) -> None:
+        self.more = more
+        self.want = want
+        self.out_dir = out_dir
+        self.options = options
+        self.progress = progress
+        self.should_stop = should_stop
+        self.result = DownloadResult(want=want)
+        self.deadline_at = time.monotonic() + options.deadline
+        self.pending: deque[_Task] = deque()
+        self.in_flight: dict[Future, _Task] = {}
+        self.busy: Counter[str] = Counter()
+        self.seen_urls: set[str] = set()
+        self.exhausted = False
+        self.kept: dict[int, _Done] = {}
+        self.by_sha: dict[str, int] = {}
+        self.reported = -1
+
+    # -- candidates ---------------------------------------------------------------------------------------------
+
+    def ask(self, count: int) -> None:
+        found: Sequence = self.more(count) or []
+        if not found:
+            self.exhausted = True
+        for candidate in found:
+            index = self.result.candidates_seen
+            self.result.candidates_seen += 1
+            url = candidate.image_url
+            if url in self.seen_urls:
+                self.fail(url, "the same URL as an earlier result", "duplicate")
+                continue
+            self.seen_urls.add(url)
+            try:
+                check_url(url)
+            except DownloadError as exc:
+                self.fail(url, exc.reason, exc.kind)
+                continue
+            self.pending.append(_Task(index, candidate, host_key(url)))
+
+    def fail(self, url: str, reason: str, kind: str) -> None:
+        self.result.failures.append(Failure(url, reason, kind))
+
+    # -- scheduling ---------------------------------------------------------------------------------------------
+
+    def dispatch(self, pool: ThreadPoolExecutor, fetcher: Fetcher, parts: Path) -> None:
+        remaining = self.want - len(self.kept)
+        # Enough in flight to cover the failures we expect, not so many that we fetch far more than asked.
+        limit = min(self.options.threads, max(4, 2 * remaining))
+        now = time.monotonic()
+        skipped: deque[_Task] = deque()
+        while self.pending and len(self.in_flight) < limit:
+            task = self.pending.popleft()
+            if self.busy[task.host] >= self.options.per_host or fetcher.host_not_before.get(task.host, 0) > now:
+                skipped.append(task)
+                continue
+            self.busy[task.host] += 1
+            self.in_flight[pool.submit(_work, task, fetcher, parts, self.options)] = task
+        skipped.extend(self.pending)
+        self.pending = skipped
+
+    def collect(self, done: _Done) -> None:
+        url = done.task.url
+        if done.error is not None:
+            self.fail(url, done.error.reason, done.error.kind)
+            return
+        assert done.fetched is not None and done.info is not None
+        twin = self.by_sha.get(done.fetched.sha256)
+        if twin is not None:
+            done.part.unlink(missing_ok=True)
+            self.fail(url, f"exact duplicate of {self.kept[twin].task.url}", "duplicate")
+            return
+        near, distance = self.nearest(done.info.phash)
+        if near is not None and distance <= self.options.near_distance:
+            keep, drop = (done, near) if done.area > near.area else (near, done)
+            drop.part.unlink(missing_ok=True)
+            self.fail(drop.task.url, f"near duplicate (distance {distance}) of the larger {keep.task.url}", "duplicate")
+            if keep is near:
+                return
+            del self.kept[near.task.index]
+            del self.by_sha[near.fetched.sha256]
+        self.kept[done.task.index] = done
+        self.by_sha[done.fetched.sha256] = done.task.index
+
+    def nearest(self, phash: int) -> tuple[_Done | None, int]:
+        best, best_distance = None, 65
+        for kept in self.kept.values():
+            distance = (kept.info.phash ^ phash).bit_count()
+            if distance < best_distance:
+                best, best_distance = kept, distance
+        return best, best_distance
+
+    def report(self) -> None:
+        delivered = min(len(self.kept), self.want)
+        if self.progress is not None and delivered != self.reported:
+            self.reported = delivered
+            self.progress(delivered, self.want)
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+
+    def run(self) -> DownloadResult:
+        images = self.out_dir / IMAGES_DIR
+        parts = self.out_dir / _PARTS_DIR
+        images.mkdir(parents=True, exist_ok=True)
+        for old in images.iterdir():  # a retried job starts clean; only our own numbered files are removed
+            if _OURS.match(old.name):
+                old.unlink()
+        parts.mkdir(exist_ok=True)
+        options = self.options
+        guard = Guard(options.allow_private, options.trusted_hosts, options.resolver)
+        adapter = GuardedAdapter(guard, pool_maxsize=options.per_host)
+        stop = threading.Event()
+        fetcher = Fetcher(adapter, options, stop, self.deadline_at)
+        pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="download")
+        try:
+            self.report()
+            self.ask(math.ceil(1.5 * self.want) + 10)
+            self.loop(pool, fetcher, parts)
+        finally:
+            stop.set()
+            guard.abort()  # wakes workers blocked on a socket, so none outlives the stage by more than a moment
+            pool.shutdown(wait=False, cancel_futures=True)
+            adapter.close()
+        unfinished = "not finished before the deadline" if self.result.stopped == "deadline" else "stopped early"
+        for task in self.in_flight.values():
+            if self.result.stopped:
+                self.fail(task.url, unfinished, "unfinished")
+        self.finish(images)
+        shutil.rmtree(parts, ignore_errors=True)
+        self.report()
+        return self.result
+
+    def loop(self, pool: ThreadPoolExecutor, fetcher: Fetcher, parts: Path) -> None:
+        while len(self.kept) < self.want:
+            if self.should_stop is not None and self.should_stop():
+                self.result.stopped = "cancelled"
+                return
+            now = time.monotonic()
+            if now >= self.deadline_at:
+                self.result.stopped = "deadline"
+                return
+            remaining = self.want - len(self.kept)
+            self.dispatch(pool, fetcher, parts)
+            if not self.exhausted and len(self.pending) + len(self.in_flight) < 1.5 * remaining + 5:
+                self.ask(max(10, math.ceil(1.5 * remaining) + 10 - len(self.pending) - len(self.in_flight)))
+                continue
+            if not self.in_flight:
+                if not self.pending and self.exhausted:
+                    return
+                time.sleep(min(0.05, max(0.0, self.deadline_at - now)))  # every pending host asked us to wait
+                continue
+            finished, _ = wait(
+                list(self.in_flight), timeout=min(0.25, self.deadline_at - now), return_when=FIRST_COMPLETED
+            )
+            for future in finished:
+                task = self.in_flight.pop(future)
+                self.busy[task.host] -= 1
+                self.collect(future.result())
+            self.report()
+
+    def finish(self, images: Path) -> None:
+        chosen = sorted(self.kept.values(), key=lambda done: done.task.index)
+        for surplus in chosen[self.want :]:  # several finished at once: keep the best-ranked
+            surplus.part.unlink(missing_ok=True)
+        chosen = chosen[: self.want]
+        width = max(4, len(str(len(chosen))))
+        for number, done in enumerate(chosen, start=1):
+            name = f"{number:0{width}d}.{done.info.ext}"
+            done.part.replace(images / name)
+            candidate = done.task.candidate
+            self.result.images.append(
+                ImageRecord(
+                    file=f"{IMAGES_DIR}/{name}",
+                    image_url=candidate.image_url,
+                    page_url=candidate.page_url,
+                    title=candidate.title,
+                    source=candidate.source or "",
+                    width=done.info.width,
+                    height=done.info.height,
+                    bytes=done.fetched.bytes,
+                    sha256=done.fetched.sha256,
+                    phash=f"{done.info.phash:016x}",
+                )
+            )
+        self.result.shortfall = self.want - len(chosen)
+        if self.result.shortfall:
+            self.result.shortfall_reason = self.explain(len(chosen))
+
+    def explain(self, delivered: int) -> str:
+        counts = Counter(failure.kind for failure in self.result.failures)
+        parts = [f"{self.result.candidates_seen} candidates"]
+        parts += [f"{counts[kind]} {label}" for kind, label in _LABELS.items() if counts[kind]]
+        sentence = f"found {delivered} of {self.want} images: " + ", ".join(parts)
+        if self.result.stopped == "deadline":
+            sentence += f"; stopped at the {self.options.deadline:.0f}-second deadline"
+        elif self.result.stopped == "cancelled":
+            sentence += "; stopped on request"
+        elif self.exhausted:
+            sentence += "; no more candidates"
+        return sentence
+
+
+def download_images(
+    more: Callable[[int], Sequence[Any]],
+    want: int,
+    out_dir: Path,
+    options: DownloadOptions,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> DownloadResult:
+    """Download until ``want`` valid, unique images are in ``out_dir/images`` or the candidates run out."""
+    if want < 1:
+        raise ValueError("want must be at least 1")
+    return _Stage(more, want, Path(out_dir), options, progress, should_stop).run()

@@ -1,0 +1,90 @@
+"""Decide whether a downloaded file is a whole image worth keeping, and hash what it looks like."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InvalidImage, TooSmall, UnwantedFormat
+from .options import DownloadOptions
+
+# Pillow's format name -> (our format name, file extension). Only these decoders are ever tried.
+KNOWN = {"JPEG": ("jpeg", "jpg"), "PNG": ("png", "png"), "WEBP": ("webp", "webp"), "GIF": ("gif", "gif")}
+# Full decodes of large non-JPEG images take width x height x 4 bytes: few at a time keeps memory bounded.
+_LARGE_PIXELS = 8_000_000
+_LARGE_DECODES = threading.BoundedSemaphore(2)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the bytes really are."""
+
+    format: str  # jpeg, png, webp, gif
+    ext: str
+    width: int
+    height: int
+    phash: int  # 64-bit perceptual hash
+
+
+def _looks_like_text(head: bytes) -> str | None:
+    start = head.lstrip()[:256].lower()
+    if start.startswith((b"<!doctype html", b"<html", b"<head", b"<body")) or b"<html" in start:
+        return "an HTML page, not an image"
+    if start.startswith((b"<?xml", b"<svg")):
+        return "an XML or SVG document, not a raster image"
+    if start.startswith((b"{", b"[")):
+        return "a JSON document, not an image"
+    return None
+
+
+def phash_of(image: Image.Image) -> int:
+    """Return the 64-bit perceptual hash (DCT of a 32 x 32 grey thumbnail) of ``image`` as an int."""
+    return int(str(imagehash.phash(image)), 16)
+
+
+def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
+    """Decode the file at ``path`` fully and return its real format, size and perceptual hash, or raise why not."""
+    with path.open("rb") as handle:
+        head = handle.read(512)
+    if not head:
+        raise InvalidImage("empty file")
+    text = _looks_like_text(head)
+    if text:
+        raise InvalidImage(text)
+    try:
+        # Pillow only warns between MAX_IMAGE_PIXELS and twice that; our own max_pixels check below decides.
+        image = Image.open(path, formats=tuple(KNOWN))
+    except Image.DecompressionBombError as exc:
+        raise InvalidImage(f"a decompression bomb ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage("not a JPEG, PNG, WebP or GIF image") from exc
+    with image:
+        fmt, ext = KNOWN[image.format]
+        width, height = image.size
+        if width * height > options.max_pixels:
+            raise InvalidImage(
+                f"a decompression bomb: {width}x{height} pixels is over the {options.max_pixels:,} limit"
+            )
+        if fmt not in options.formats:
+            raise UnwantedFormat(f"a {fmt.upper()} image; asked for {', '.join(sorted(options.formats))}")
+        min_width, min_height = options.min_size
+        if width < min_width or height < min_height:
+            raise TooSmall(f"too small: {width}x{height}, the minimum is {min_width}x{min_height}")
+        try:
+            if fmt == "jpeg":
+                # Decoding at 1/8 scale still reads every byte (truncation is caught) and is 10x faster.
+                image.draft("L", (64, 64))
+                image.load()
+                return ImageInfo(fmt, ext, width, height, phash_of(image))
+            if width * height > _LARGE_PIXELS:
+                with _LARGE_DECODES:
+                    image.load()
+                    return ImageInfo(fmt, ext, width, height, phash_of(image))
+            image.load()
+            return ImageInfo(fmt, ext, width, height, phash_of(image))
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise InvalidImage(f"a damaged or truncated {fmt.upper()} ({exc})") from exc
