@@ -58,6 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCHEDULER", "web", _choice("web", "worker", "off"), "web: this process runs due jobs; worker: only `python -m scheduler` runs them; off: none."),
     Setting("JOB_WORKERS", 2, int, "How many jobs one process runs at the same time."),
     Setting("POLL_INTERVAL_SECONDS", 10, int, "How often a process looks for queued jobs submitted through other processes."),
+    Setting("SHUTDOWN_GRACE_SECONDS", 20, int, "On SIGTERM, how long running jobs get to stop at a safe point and go back to the queue (Heroku kills after 30 s)."),
     Setting("STALE_JOB_SECONDS", 120, int, "A running job whose heartbeat is older than this is taken as interrupted and run again."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level of the app (DEBUG, INFO, WARNING, ...)."),
     # Image search

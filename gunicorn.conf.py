@@ -18,3 +18,11 @@ accesslog = "-"
 errorlog = "-"
 # No preload: the app (and its database session, created lazily) is built after the fork, in the worker.
 preload_app = False
+
+
+def worker_exit(server, worker):
+    """On shutdown, let running jobs reach a safe point and go back to the queue (within graceful_timeout)."""
+    app = getattr(worker, "wsgi", None)
+    scheduler = getattr(app, "extensions", {}).get("scheduler") if app is not None else None
+    if scheduler is not None:
+        scheduler.stop()

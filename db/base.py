@@ -1,8 +1,8 @@
 """The storage interface every database backend implements, and the records it passes.
 
 Records are plain dataclasses; datetimes are timezone-aware UTC. A job's status changes only through the
-conditional methods (``claim_job``, ``finish_job``, ``requeue_stale``), so that when several processes share
-one database each job runs exactly once. Everything else is a plain write.
+conditional methods (``claim_job``, ``finish_job``, ``release_job``, ``requeue_stale``), so that when several
+processes share one database each job runs exactly once. Everything else is a plain write.
 
 Exceptions: ``StoreError`` is the family; ``StoreUnavailable`` means the database did not answer (the web
 layer turns it into a 503 "nothing was saved, please retry").
@@ -110,6 +110,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def finish_job(self, job_id: str, worker: str, status: str, now: datetime, **fields) -> bool:
         """Move the job from running (claimed by ``worker``) to done or failed, with result fields; True if it did."""
+
+    def release_job(self, job_id: str, worker: str, now: datetime) -> bool:
+        """Put a job that ``worker`` is running back to queued (a graceful shutdown); True if it did."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def requeue_stale(self, cutoff: datetime) -> list[str]:

@@ -199,6 +199,15 @@ class SQLiteStore(Store):
             )
         return cursor.rowcount == 1
 
+    def release_job(self, job_id: str, worker: str, now: datetime) -> bool:
+        with self._db() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET status = ?, phase = 'queued', claimed_by = NULL, heartbeat_at = ?"
+                " WHERE id = ? AND status = ? AND claimed_by = ?",
+                (QUEUED, _ts(now), job_id, RUNNING, worker),
+            )
+        return cursor.rowcount == 1
+
     def requeue_stale(self, cutoff: datetime) -> list[str]:
         requeued = []
         with self._db() as conn:

@@ -22,6 +22,10 @@ class JobFailed(Exception):
     """The job cannot deliver anything; the message is written for the user."""
 
 
+class JobInterrupted(Exception):
+    """The process is shutting down: the job stopped at a safe point and can run again from the start."""
+
+
 @dataclass
 class Outcome:
     delivered: int
@@ -60,6 +64,8 @@ def build_dataset(
     with Collector.from_config(query, config, log=event) as collector:
         def more(k: int) -> list[Candidate]:
             nonlocal collected
+            if should_stop is not None and should_stop():
+                return []
             event(f"collecting up to {k} image links")
             batch = collector.collect(k)
             collected += len(batch)
@@ -69,6 +75,9 @@ def build_dataset(
 
         result = download_images(more, count, work, download_options, progress=progress, should_stop=should_stop)
         engines = [(r.engine, r.count, r.stopped) for r in collector.reports]
+
+    if should_stop is not None and should_stop():
+        raise JobInterrupted("the process is shutting down")
 
     if not result.images:
         reason = result.shortfall_reason or "no usable image was found"

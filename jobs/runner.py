@@ -8,6 +8,7 @@ import shutil
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask
@@ -15,7 +16,7 @@ from flask import Flask
 from db import DONE, FAILED, ImageUrl, get_store
 from jobs import files
 from jobs.notify import notify
-from jobs.pipeline import JobFailed, build_dataset
+from jobs.pipeline import JobFailed, JobInterrupted, build_dataset
 from scraper import ScraperError
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,17 @@ class Heartbeat:
                 log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
 
 
-def run_job(app: Flask, job_id: str, worker: str = WORKER_ID) -> str | None:
-    """Run the job if this worker wins the claim; return its final status, or None when not claimed."""
+def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
+            should_stop: Callable[[], bool] | None = None) -> str | None:
+    """Run the job if this worker wins the claim; return its final status, or None when not claimed.
+
+    ``should_stop`` tells a job that the process is shutting down: the job stops at the next safe point and is
+    put back in the queue, to run again (once) in this or another process.
+    """
+    should_stop = should_stop or (lambda: False)
     with app.app_context():
         store = get_store(app)
-        if not store.claim_job(job_id, worker, _now()):
+        if should_stop() or not store.claim_job(job_id, worker, _now()):
             log.info("job %s was claimed elsewhere or is no longer queued", job_id)
             return None
         job = store.get_job(job_id)
@@ -94,7 +101,10 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID) -> str | None:
                 outcome = build_dataset(
                     job.query, job.count, job.options, config, files.work_dir(app, job_id),
                     files.zip_path(app, job_id), event=event, on_candidates=on_candidates, progress=progress,
+                    should_stop=should_stop,
                 )
+            except JobInterrupted:
+                status = None
             except (JobFailed, ScraperError) as exc:
                 fields = {"error": str(exc)}
                 store.log_event(job_id, f"job failed: {exc}", "error")
@@ -109,6 +119,11 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID) -> str | None:
                 store.log_event(job_id, f"job done: {outcome.delivered} of {job.count} images")
             finally:
                 shutil.rmtree(files.work_dir(app, job_id), ignore_errors=True)
+        if status is None:
+            released = store.release_job(job_id, worker, _now())
+            store.log_event(job_id, "the job was stopped by a restart; it will run again", "warning")
+            log.info("job %s interrupted by shutdown; released to the queue: %s", job_id, released)
+            return None
         if not store.finish_job(job_id, worker, status, _now(), **fields):
             log.warning("job %s was taken from worker %s before it finished; its result is dropped", job_id, worker)
             return None

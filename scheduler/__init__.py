@@ -12,6 +12,7 @@ import atexit
 import logging
 import os
 import sys
+import threading
 from datetime import UTC, datetime
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -30,6 +31,7 @@ class JobScheduler:
     def __init__(self, app: Flask):
         self.app = app
         self.key = tasks.register(app)
+        self.stopping = threading.Event()  # set on shutdown: running jobs stop at a safe point
         config = app.config
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -83,9 +85,26 @@ class JobScheduler:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=wait)
 
+    def stop(self, grace: float | None = None) -> bool:
+        """Stop taking jobs and give running ones ``grace`` seconds to reach a safe point; True if they did."""
+        if not self.scheduler.running:
+            return True
+        grace = float(self.app.config["SHUTDOWN_GRACE_SECONDS"] if grace is None else grace)
+        log.info("scheduler stopping: running jobs have %.0f s to reach a safe point", grace)
+        self.stopping.set()
+        waiter = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        waiter.start()
+        waiter.join(grace)
+        if waiter.is_alive():
+            log.warning("a job did not stop within %.0f s; it will be recovered as interrupted", grace)
+            return False
+        return True
+
 
 def _should_start(app: Flask) -> bool:
-    if "SCHEDULER_START" in app.config:  # tests (and the worker) say so explicitly
+    if app.config["SCHEDULER"] == "off":
+        return False
+    if "SCHEDULER_START" in app.config:  # tests and the worker process (python -m scheduler) say so explicitly
         return bool(app.config["SCHEDULER_START"])
     if app.config["SCHEDULER"] != "web" or app.testing:
         return False
@@ -105,4 +124,4 @@ def init_app(app: Flask) -> None:
     scheduler = JobScheduler(app)
     app.extensions["scheduler"] = scheduler
     scheduler.start()
-    atexit.register(scheduler.shutdown, False)
+    atexit.register(scheduler.stop)

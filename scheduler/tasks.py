@@ -19,8 +19,9 @@ def run_job(app_key: str, job_id: str) -> None:
     from jobs.runner import run_job as run
 
     app = _apps.get(app_key)
-    if app is not None:
-        run(app, job_id)
+    scheduler = app.extensions.get("scheduler") if app is not None else None
+    if scheduler is not None:
+        run(app, job_id, should_stop=scheduler.stopping.is_set)
 
 
 def maintain(app_key: str) -> None:
