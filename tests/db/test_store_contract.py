@@ -1,0 +1,306 @@
+"""The Store contract, run against every backend: SQLite (a temporary file) and a real Cassandra node."""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+import db
+from db.base import DONE, FAILED, QUEUED, RUNNING, ImageUrl, Job, StoreError
+
+
+def _now(minutes: float = 0) -> datetime:
+    """Now plus ``minutes``, cut to the millisecond (Cassandra keeps milliseconds)."""
+    value = datetime.now(UTC) + timedelta(minutes=minutes)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _job(run_at: datetime | None = None, **overrides) -> Job:
+    fields = {
+        "id": uuid.uuid4().hex,
+        "query": "red bicycles",
+        "email": "someone@example.com",
+        "count": 25,
+        "run_at": run_at or _now(-1),
+        "timezone": "Europe/Berlin",
+        "options": {"sources": ["bing"], "min_side": 64},
+        "created_at": _now(-2),
+    }
+    fields.update(overrides)
+    return Job(**fields)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        opened = db.open_store("sqlite:///" + str(tmp_path / "contract.sqlite3"))
+    else:
+        url = request.getfixturevalue("cassandra_url")
+        opened = db.open_store(url, {"RETENTION_MINUTES": 30})
+    opened.init_schema()
+    opened.init_schema()  # idempotent
+    yield opened
+    opened.close()
+
+
+def _ids(jobs: list[Job]) -> list[str]:
+    return [job.id for job in jobs]
+
+
+def test_create_and_get_round_trip(store):
+    berlin = timezone(timedelta(hours=2))
+    job = _job(run_at=datetime(2031, 5, 6, 7, 8, 9, 123000, tzinfo=berlin))
+    store.create_job(job)
+    got = store.get_job(job.id)
+    assert got == job
+    assert got.run_at == datetime(2031, 5, 6, 5, 8, 9, 123000, tzinfo=UTC)
+    for value in (got.run_at, got.created_at):
+        assert value.tzinfo is not None and value.utcoffset() == timedelta(0)
+    assert got.options == {"sources": ["bing"], "min_side": 64}
+    assert store.get_job(uuid.uuid4().hex) is None
+
+
+def test_create_twice_is_refused(store):
+    job = _job()
+    store.create_job(job)
+    with pytest.raises(StoreError):
+        store.create_job(job)
+
+
+def test_queued_jobs_earliest_first_and_only_queued(store):
+    later, sooner, running = _job(run_at=_now(60 * 24 * 7)), _job(run_at=_now(-5)), _job(run_at=_now(-10))
+    for job in (later, sooner, running):
+        store.create_job(job)
+    assert store.claim_job(running.id, "w1", _now())
+    mine = {later.id, sooner.id, running.id}
+    assert [i for i in _ids(store.queued_jobs()) if i in mine] == [sooner.id, later.id]
+
+
+def test_claim_moves_to_running_once(store):
+    job = _job()
+    store.create_job(job)
+    now = _now()
+    assert store.claim_job(job.id, "worker-a", now) is True
+    assert store.claim_job(job.id, "worker-b", now) is False
+    assert store.claim_job(uuid.uuid4().hex, "worker-b", now) is False
+    got = store.get_job(job.id)
+    assert (got.status, got.claimed_by, got.attempts) == (RUNNING, "worker-a", 1)
+    assert got.heartbeat_at == now and got.started_at == now
+
+
+def test_claim_exactly_once_under_contention(store):
+    jobs = [_job() for _ in range(20)]
+    for job in jobs:
+        store.create_job(job)
+    wins: dict[str, list[str]] = {job.id: [] for job in jobs}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+    lock = threading.Lock()
+
+    def race(worker: str) -> None:
+        order = [job.id for job in jobs]
+        random.Random(worker).shuffle(order)
+        try:
+            barrier.wait(timeout=30)
+            for job_id in order:
+                if store.claim_job(job_id, worker, _now()):
+                    with lock:
+                        wins[job_id].append(worker)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert all(len(winners) == 1 for winners in wins.values()), wins
+    for job in jobs:
+        got = store.get_job(job.id)
+        assert got.status == RUNNING and got.claimed_by == wins[job.id][0] and got.attempts == 1
+
+
+def test_heartbeat_only_for_the_claimer(store):
+    job = _job()
+    store.create_job(job)
+    store.claim_job(job.id, "w1", _now(-3))
+    beat = _now()
+    store.heartbeat(job.id, "w1", beat, phase="downloading", candidates=40, delivered=3)
+    store.heartbeat(job.id, "intruder", _now(5), phase="packaging")
+    got = store.get_job(job.id)
+    assert (got.heartbeat_at, got.phase, got.candidates, got.delivered) == (beat, "downloading", 40, 3)
+    with pytest.raises(ValueError):
+        store.heartbeat(job.id, "w1", beat, status=DONE)
+
+
+def test_finish_only_by_the_claimer(store):
+    job = _job()
+    store.create_job(job)
+    assert store.finish_job(job.id, "w1", DONE, _now()) is False  # still queued
+    store.claim_job(job.id, "w1", _now())
+    assert store.finish_job(job.id, "w2", DONE, _now()) is False
+    end = _now()
+    assert store.finish_job(job.id, "w1", DONE, end, zip_name="abc.zip", zip_bytes=12345, delivered=20, note="short")
+    assert store.finish_job(job.id, "w1", FAILED, _now()) is False
+    got = store.get_job(job.id)
+    assert (got.status, got.phase, got.finished_at, got.claimed_by) == (DONE, DONE, end, "w1")
+    assert (got.zip_name, got.zip_bytes, got.delivered, got.note) == ("abc.zip", 12345, 20, "short")
+    assert got.email == job.email and got.query == job.query and got.options == job.options
+    with pytest.raises(ValueError):
+        store.finish_job(job.id, "w1", QUEUED, _now())
+
+
+def test_failed_job_keeps_its_error(store):
+    job = _job()
+    store.create_job(job)
+    store.claim_job(job.id, "w1", _now())
+    assert store.finish_job(job.id, "w1", FAILED, _now(), error="no images found")
+    got = store.get_job(job.id)
+    assert (got.status, got.error) == (FAILED, "no images found")
+
+
+def test_requeue_stale_only_old_heartbeats(store):
+    stale, fresh, queued = _job(), _job(), _job()
+    for job in (stale, fresh, queued):
+        store.create_job(job)
+    store.claim_job(stale.id, "w-dead", _now(-10))
+    store.claim_job(fresh.id, "w-live", _now(-10))
+    store.heartbeat(fresh.id, "w-live", _now())
+    requeued = store.requeue_stale(_now(-2))
+    assert stale.id in requeued and fresh.id not in requeued and queued.id not in requeued
+    assert store.requeue_stale(_now(-2)).count(stale.id) == 0  # already back in the queue
+    got = store.get_job(stale.id)
+    assert (got.status, got.claimed_by, got.phase) == (QUEUED, None, "queued")
+    assert store.get_job(fresh.id).status == RUNNING
+    assert stale.id in _ids(store.queued_jobs())
+    # The old worker lost the job: it can neither heartbeat nor finish it; a new claim counts a second attempt.
+    assert store.finish_job(stale.id, "w-dead", DONE, _now()) is False
+    assert store.claim_job(stale.id, "w-new", _now())
+    assert store.get_job(stale.id).attempts == 2
+
+
+def test_finished_before_cutoff(store):
+    old, recent, running = _job(), _job(), _job()
+    for job in (old, recent, running):
+        store.create_job(job)
+        store.claim_job(job.id, "w", _now(-20))
+    store.finish_job(old.id, "w", DONE, _now(-10))
+    store.finish_job(recent.id, "w", FAILED, _now(-1))
+    mine = {old.id, recent.id, running.id}
+    assert [i for i in _ids(store.finished_before(_now(-5))) if i in mine] == [old.id]
+    assert [i for i in _ids(store.finished_before(_now(1))) if i in mine] == [old.id, recent.id]
+
+
+def test_purge_job_removes_everything(store):
+    job = _job()
+    store.create_job(job)
+    store.claim_job(job.id, "w", _now(-3))
+    store.add_image_urls([ImageUrl(job.id, job.email, "https://img.example/1.jpg")])
+    store.log_event(job.id, "collected 1")
+    store.finish_job(job.id, "w", DONE, _now(-2))
+    store.record_mail(job.id, DONE, sent=False)
+    store.purge_job(job.id)
+    assert store.get_job(job.id) is None
+    assert store.image_urls(job.id) == [] and store.events(job.id) == []
+    assert job.id not in _ids(store.finished_before(_now(1)))
+    assert job.id not in _ids(store.jobs_with_pending_mail())
+    store.purge_job(job.id)  # purging twice is harmless
+    store.purge_job(uuid.uuid4().hex)
+
+
+def test_purge_queued_job(store):
+    job = _job()
+    store.create_job(job)
+    store.purge_job(job.id)
+    assert job.id not in _ids(store.queued_jobs())
+    assert store.claim_job(job.id, "w", _now()) is False
+
+
+def test_mail_bookkeeping(store):
+    job = _job()
+    store.create_job(job)
+    store.record_mail(job.id, "started", sent=True)
+    store.record_mail(job.id, "started", sent=True)
+    got = store.get_job(job.id)
+    assert (got.mails_sent, got.mail_pending) == (["started"], None)
+    assert job.id not in _ids(store.jobs_with_pending_mail())
+    store.claim_job(job.id, "w", _now())
+    store.finish_job(job.id, "w", DONE, _now())
+    store.record_mail(job.id, DONE, sent=False)
+    pending = [j for j in store.jobs_with_pending_mail() if j.id == job.id]
+    assert len(pending) == 1 and pending[0].mail_pending == DONE and pending[0].email == job.email
+    store.record_mail(job.id, DONE, sent=True)
+    got = store.get_job(job.id)
+    assert (got.mails_sent, got.mail_pending) == (["started", DONE], None)
+    assert job.id not in _ids(store.jobs_with_pending_mail())
+    store.record_mail(uuid.uuid4().hex, DONE, sent=True)  # an unknown job is ignored
+
+
+def test_image_urls_in_order_without_duplicates(store):
+    job = _job()
+    other = _job()
+    store.create_job(job)
+    store.create_job(other)
+    first = [
+        ImageUrl(job.id, job.email, "https://a.example/2.png", "https://a.example/", "two", "bing", position=2),
+        ImageUrl(job.id, job.email, "https://a.example/0.png", None, None, "bing", position=0),
+        ImageUrl(job.id, job.email, "https://a.example/1.png", position=1),
+        ImageUrl(job.id, job.email, "https://a.example/0.png", position=3),  # duplicate in the same batch
+    ]
+    store.add_image_urls(first)
+    store.add_image_urls(
+        [
+            ImageUrl(job.id, job.email, "https://a.example/1.png", position=4),  # duplicate of an earlier batch
+            ImageUrl(job.id, job.email, "https://b.example/3.png", position=5, source="duckduckgo"),
+            ImageUrl(other.id, other.email, "https://a.example/0.png", position=0),  # same URL, other job
+        ]
+    )
+    store.add_image_urls([])
+    got = store.image_urls(job.id)
+    assert [u.url for u in got] == [
+        "https://a.example/0.png", "https://a.example/1.png", "https://a.example/2.png", "https://b.example/3.png",
+    ]  # fmt: skip
+    assert got[2] == first[0]
+    assert got[3].source == "duckduckgo" and got[3].position == 5
+    assert [u.url for u in store.image_urls(other.id)] == ["https://a.example/0.png"]
+
+
+def test_events_oldest_first(store):
+    job = _job()
+    store.create_job(job)
+    base = _now(-1)
+    store.log_event(job.id, "queued", at=base)
+    store.log_event(job.id, "collecting", at=base + timedelta(seconds=1))
+    store.log_event(job.id, "engine slow", level="warning", at=base + timedelta(seconds=2))
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    store.log_event(job.id, "done")
+    got = store.events(job.id)
+    assert [(e.message, e.level) for e in got] == [
+        ("queued", "info"), ("collecting", "info"), ("engine slow", "warning"), ("done", "info"),
+    ]  # fmt: skip
+    assert got[0].at == base and got[0].job_id == job.id
+    assert got[3].at.utcoffset() == timedelta(0) and got[3].at >= before
+    assert store.events(uuid.uuid4().hex) == []
+
+
+def test_naive_datetimes_are_refused(store):
+    job = _job()
+    store.create_job(job)
+    with pytest.raises(ValueError):
+        store.claim_job(job.id, "w", datetime.now())  # noqa: DTZ005 - the point of the test
+
+
+def test_whole_job_lifecycle_keeps_other_jobs_apart(store):
+    a, b = _job(), _job()
+    store.create_job(a)
+    store.create_job(b)
+    assert store.claim_job(a.id, "w", _now())
+    store.heartbeat(a.id, "w", _now(), phase="collecting")
+    assert store.finish_job(a.id, "w", DONE, _now())
+    assert store.get_job(b.id).status == QUEUED and store.get_job(b.id).attempts == 0
