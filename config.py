@@ -98,6 +98,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CASSANDRA_REPLICATION", "{'class': 'SimpleStrategy', 'replication_factor': 1}", str, "Replication of the keyspace when init-db creates it, e.g. {'class': 'NetworkTopologyStrategy', 'dc1': 3}."),
     Setting("CASSANDRA_LOCAL_DC", "datacenter1", str, "The client's local datacenter for load balancing, LOCAL_QUORUM and LOCAL_SERIAL."),
     Setting("CASSANDRA_TIMEOUT_SECONDS", 10.0, float, "Seconds before a Cassandra request gives up (the web layer then answers 503)."),
+    # Storage
+    Setting("STORAGE_URL", None, str, "Where finished zips live: unset (DATA_DIR/zips), file:///abs/dir, or s3://bucket/prefix (needed with several dynos). S3 credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."),
+    Setting("S3_ENDPOINT_URL", None, str, "Endpoint of an S3-compatible service (MinIO, R2, ...) or of the test server. Unset: AWS S3."),
+    Setting("AWS_REGION", "us-east-1", str, "Region of the S3 bucket."),
+    Setting("S3_PRESIGN_SECONDS", 300, int, "Lifetime of the presigned S3 URL handed out on each click of the download link."),
 )
 
 
