@@ -499,6 +499,18 @@ class CassandraStore(Store):
                     return False
             raise StoreError(f"job {job_id}: finish kept losing to concurrent updates")
 
+    def release_job(self, job_id: str, worker: str, now: datetime) -> bool:
+        now = _ms(now)
+        with self._errors():
+            applied, _ = self._cas(
+                "UPDATE {ks}.jobs SET status = ?, phase = ?, claimed_by = null, heartbeat_at = ?"
+                " WHERE id = ? IF status = ? AND claimed_by = ?",
+                (QUEUED, "queued", now, job_id, RUNNING, worker),
+                job_id,
+                lambda r: r.status == QUEUED and r.claimed_by is None and _utc(r.heartbeat_at) == now,
+            )
+        return applied
+
     def _after_finish(
         self, job_id: str, status: str, finished_at: datetime, zip_name: str | None, mail_pending: str | None, ttl: int
     ) -> None:

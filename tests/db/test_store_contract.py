@@ -185,6 +185,22 @@ def test_requeue_stale_only_old_heartbeats(store):
     assert store.get_job(stale.id).attempts == 2
 
 
+def test_release_only_by_the_claimer(store):
+    job = _job()
+    store.create_job(job)
+    assert store.release_job(job.id, "w1", _now()) is False  # not running
+    store.claim_job(job.id, "w1", _now(-1))
+    assert store.release_job(job.id, "w2", _now()) is False
+    assert store.release_job(job.id, "w1", _now()) is True
+    assert store.release_job(job.id, "w1", _now()) is False
+    got = store.get_job(job.id)
+    assert (got.status, got.claimed_by, got.phase) == (QUEUED, None, "queued")
+    assert job.id in _ids(store.queued_jobs())
+    assert store.finish_job(job.id, "w1", DONE, _now()) is False
+    assert store.claim_job(job.id, "w2", _now())
+    assert store.get_job(job.id).attempts == 2
+
+
 def test_finished_before_cutoff(store):
     old, recent, running = _job(), _job(), _job()
     for job in (old, recent, running):
