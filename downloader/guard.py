@@ -34,11 +34,11 @@ def address_problem(ip: str) -> str | None:
             return address_problem(str(embedded))
     for label, flag in (
         ("loopback", addr.is_loopback),
-        ("private", addr.is_private),
         ("link-local", addr.is_link_local),
         ("multicast", addr.is_multicast),
-        ("reserved", addr.is_reserved),
         ("unspecified", addr.is_unspecified),
+        ("reserved", addr.is_reserved),
+        ("private", addr.is_private),  # last: Python counts most of the above as private too
     ):
         if flag:
             return label

@@ -1,0 +1,82 @@
+"""`flask fetch`: run the download stage alone on a file of image URLs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from scraper.candidate import Candidate
+
+from .options import FORMATS, DownloadOptions
+from .package import write_reports
+from .stage import download_images
+
+
+def read_candidates(path: Path) -> list[Candidate]:
+    """Read one URL per line, or the JSON lines `flask collect` prints; skip blank lines and # comments."""
+    found = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("{"):
+            try:
+                fields = json.loads(line)
+                found.append(
+                    Candidate(
+                        image_url=fields["image_url"],
+                        page_url=fields.get("page_url"),
+                        title=fields.get("title"),
+                        source=fields.get("source") or "file",
+                    )
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise click.BadParameter(f"line {number} is not a candidate: {exc}", param_hint="URLS") from exc
+        else:
+            found.append(Candidate(image_url=line, source="file"))
+    return found
+
+
+@click.command("fetch")
+@click.argument("urls", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("-n", "--number", type=click.IntRange(1), default=None, help="How many images (default: every URL).")
+@click.option("--formats", default=None, help=f"Accepted formats, comma-separated ({','.join(sorted(FORMATS))}).")
+@click.option("--min-width", type=click.IntRange(0), default=0, help="Smallest accepted width in pixels.")
+@click.option("--min-height", type=click.IntRange(0), default=0, help="Smallest accepted height in pixels.")
+@with_appcontext
+def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, min_width: int, min_height: int) -> None:
+    """Download the images listed in URLS into OUT_DIR/images with manifest.csv and failures.csv."""
+    candidates = read_candidates(urls)
+    if not candidates:
+        raise click.BadParameter("no URLs in the file", param_hint="URLS")
+    try:
+        options = DownloadOptions.from_config(
+            current_app.config,
+            formats=formats.split(",") if formats else None,
+            min_width=min_width,
+            min_height=min_height,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--formats") from exc
+    want = number or len(candidates)
+    queue = iter(candidates)
+
+    def more(count: int) -> list[Candidate]:
+        return [candidate for _, candidate in zip(range(count), queue, strict=False)]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with click.progressbar(length=want, label="Downloading", err=True) as bar:
+
+        def progress(delivered: int, _want: int) -> None:
+            bar.update(delivered - bar.pos)
+
+        result = download_images(more, want, out_dir, options, progress=progress)
+    write_reports(result, out_dir)
+    click.echo(f"{len(result.images)} images in {out_dir / 'images'}; {len(result.failures)} refused (failures.csv)")
+    if result.shortfall_reason:
+        click.echo(result.shortfall_reason)

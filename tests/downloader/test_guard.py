@@ -1,0 +1,99 @@
+"""The address guard: only http(s), only public addresses, and connections go to the address that was checked."""
+
+from __future__ import annotations
+
+import pytest
+
+from downloader.errors import BlockedURL
+from downloader.guard import Guard, address_problem, check_url
+from downloader.options import DownloadOptions
+from downloader.stage import download_images
+from scraper.candidate import Candidate
+
+
+@pytest.mark.parametrize(
+    ("ip", "problem"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("127.8.9.10", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.5.4", "private"),
+        ("192.168.0.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("224.0.0.251", "multicast"),
+        ("240.0.0.1", "reserved"),
+        ("0.0.0.0", "unspecified"),
+        ("100.64.0.1", "non-public"),
+        ("::1", "loopback"),
+        ("fe80::1", "link-local"),
+        ("fd00::1", "private"),
+        ("ff02::1", "multicast"),
+        ("::", "unspecified"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:10.0.0.1", "private"),
+        ("2002:7f00:1::1", "loopback"),
+        ("8.8.8.8", None),
+        ("2606:4700:4700::1111", None),
+    ],
+)
+def test_address_problem(ip, problem):
+    assert address_problem(ip) == problem
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/a.jpg", "gopher://x/", "/relative.jpg"])
+def test_only_http_and_https(url):
+    with pytest.raises(BlockedURL):
+        check_url(url)
+
+
+def test_any_private_address_refuses_the_host():
+    guard = Guard(False, resolver=lambda host, port: ["8.8.8.8", "10.0.0.7"])
+    with pytest.raises(BlockedURL, match="10.0.0.7, a private address"):
+        guard.addresses("mixed.example", 80)
+
+
+def test_allow_private_and_trusted_hosts_skip_the_check():
+    resolver = lambda host, port: ["127.0.0.1"]  # noqa: E731
+    assert Guard(True, resolver=resolver).addresses("any.example", 80) == ["127.0.0.1"]
+    assert Guard(False, frozenset({"images.test"}), resolver).addresses("IMAGES.test", 80) == ["127.0.0.1"]
+    with pytest.raises(BlockedURL, match="loopback"):
+        Guard(False, frozenset({"images.test"}), resolver).addresses("other.test", 80)
+
+
+def test_connection_goes_to_the_checked_address(image_server, tmp_path):
+    """images.test exists only in our resolver: a download succeeding proves no second, unchecked lookup."""
+    lookups = []
+
+    def resolver(host, port):
+        lookups.append(host)
+        return ["127.0.0.1"] if host == "images.test" else []
+
+    options = DownloadOptions(trusted_hosts=frozenset({"images.test"}), resolver=resolver, threads=1)
+    url = f"http://images.test:{image_server.port}/img/checked.jpg"
+    result = download_images(_feed([url]), 1, tmp_path, options)
+    assert [image.image_url for image in result.images] == [url]
+    assert lookups == ["images.test"]
+
+
+def test_redirect_to_loopback_is_refused_with_the_guard_on(image_server, tmp_path):
+    base = f"http://images.test:{image_server.port}"
+    options = DownloadOptions(
+        trusted_hosts=frozenset({"images.test"}), resolver=lambda host, port: ["127.0.0.1"], threads=2
+    )
+    urls = [f"{base}/img/fine.jpg", f"{base}/fault/local.jpg", f"{image_server.url}/img/direct.jpg"]
+    result = download_images(_feed(urls), 3, tmp_path, options)
+    reasons = {failure.url: failure.reason for failure in result.failures}
+    assert [image.image_url for image in result.images] == [urls[0]]
+    assert "127.0.0.1, a loopback address" in reasons[urls[1]]
+    assert "127.0.0.1, a loopback address" in reasons[urls[2]]
+    assert {failure.kind for failure in result.failures} == {"blocked"}
+
+
+def test_from_config_keeps_the_guard_on_by_default():
+    assert DownloadOptions.from_config({}).allow_private is False
+    assert DownloadOptions.from_config({"ALLOW_PRIVATE_URLS": True}).allow_private is True
+
+
+def _feed(urls):
+    queue = iter([Candidate(image_url=url, source="test") for url in urls])
+    return lambda count: [candidate for _, candidate in zip(range(count), queue, strict=False)]

@@ -1,0 +1,68 @@
+"""Validation decides by the bytes: the real format, whole decodes, sizes, bombs and the user's filters."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from downloader.errors import InvalidImage, TooSmall, UnwantedFormat
+from downloader.options import DownloadOptions, normalize_formats
+from downloader.validate import inspect
+from tests.fixtures.images import _bomb, render
+
+
+def _file(tmp_path, data: bytes):
+    path = tmp_path / "download.part"
+    path.write_bytes(data)
+    return path
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 200, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("ext", "fmt"), [("jpg", "jpeg"), ("png", "png"), ("webp", "webp"), ("gif", "gif")])
+def test_format_and_extension_come_from_the_bytes(tmp_path, ext, fmt):
+    info = inspect(_file(tmp_path, render("v", ext)), DownloadOptions())
+    assert (info.format, info.ext) == (fmt, "jpg" if fmt == "jpeg" else fmt)
+    assert info.width >= 300 and info.height >= 300
+
+
+@pytest.mark.parametrize(
+    ("data", "error", "words"),
+    [
+        (b"", InvalidImage, "empty"),
+        (b"\n  <!DOCTYPE html><html><body>captcha</body></html>", InvalidImage, "HTML"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", InvalidImage, "SVG"),
+        (b"GIF87a-not-really", InvalidImage, ""),
+        (b"BM" + b"\x00" * 100, InvalidImage, "not a JPEG, PNG, WebP or GIF"),
+        (render("cut", "jpg")[:6000], InvalidImage, "truncated"),
+        (render("cut", "png")[:3000], InvalidImage, "truncated"),
+        (_png(1, 1), TooSmall, "1x1"),
+        (_png(31, 400), TooSmall, "31x400"),
+        (_bomb(9000), InvalidImage, "decompression bomb"),
+        (_bomb(20000), InvalidImage, "decompression bomb"),
+    ],
+)
+def test_refusals_say_why(tmp_path, data, error, words):
+    with pytest.raises(error) as caught:
+        inspect(_file(tmp_path, data), DownloadOptions())
+    assert words in caught.value.reason
+
+
+def test_user_filters(tmp_path):
+    png = _file(tmp_path, render("f", "png"))
+    with pytest.raises(UnwantedFormat):
+        inspect(png, DownloadOptions(formats=frozenset({"jpeg"})))
+    with pytest.raises(TooSmall):
+        inspect(png, DownloadOptions(min_width=5000))
+    assert inspect(png, DownloadOptions(formats=normalize_formats(["PNG", "jpg"]), min_height=100)).format == "png"
+
+
+def test_unknown_format_name_is_refused():
+    with pytest.raises(ValueError, match="bmp"):
+        DownloadOptions.from_config({}, formats={"bmp"})
