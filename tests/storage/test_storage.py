@@ -126,6 +126,14 @@ def test_local_save_replaces_an_older_zip(tmp_path):
     assert storage.local_path(JOB).read_bytes() == data
 
 
+def test_local_save_of_the_zip_already_in_place_keeps_it(tmp_path):
+    # The pipeline writes DATA_DIR/zips/<job_id>.zip, which is also where the default storage keeps it.
+    storage = open_storage(None, {"DATA_DIR": str(tmp_path)})
+    source, data = make_zip(tmp_path / "zips", name=f"{JOB}.zip")
+    storage.save(JOB, source)
+    assert storage.local_path(JOB).read_bytes() == data
+
+
 def test_local_save_across_filesystems(tmp_path):
     # /dev/shm is a tmpfs: a rename from there into tmp_path fails with EXDEV, so the copy path runs for real.
     other_fs = Path(tempfile.mkdtemp(dir="/dev/shm"))
