@@ -131,11 +131,12 @@ def _scroll(search: Search, known: int) -> EngineRun:
             stalls += 1
             continue
         stalls, rounds = 0, rounds + 1
-        for m, href in driver.execute_script(_READ_DOM_JS, RESULT_SELECTOR, known):
+        read = driver.execute_script(_READ_DOM_JS, RESULT_SELECTOR, known)
+        known += len(read)  # the page may have grown again since `count` was taken
+        for m, href in read:
             found = candidate(m, href)
             if found is not None:
                 yield found
-        known = count
     return f"ran dry after {rounds} scrolls"
 
 

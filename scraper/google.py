@@ -46,6 +46,7 @@ NOT_ORIGINAL_HOSTS = ("gstatic.com", "google.com")
 STALL_SECONDS = 3.0
 MAX_STALLS = 2
 VIEWER_SECONDS = 3.0
+VIEWER_SWAP_SECONDS = 0.5  # how long an unrecognised preview may take to turn into the original
 
 
 def page_kind(url: str, html: str) -> str:
@@ -188,15 +189,21 @@ def results(search: Search) -> EngineRun:
         _pass_consent(search)
         _check(search)
     seen: set[str] = set()
-    tiles = viewed = stalls = scrolls = 0
+    tiles = stalls = scrolls = 0
+    use_viewer = False
     while True:
-        new = [c for c in parse(driver.page_source) if c.image_url not in seen]
         count = len(driver.find_elements(By.CSS_SELECTOR, TILE_SELECTOR))
-        if not new and count > viewed and not seen:
-            new = list(_viewer(search, viewed, count))  # the data moved: read the tiles the slow way
-            viewed = count
-        seen.update(c.image_url for c in new)
-        yield from new
+        if use_viewer:
+            new = _viewer(search, tiles, count)
+        else:
+            new = [c for c in parse(driver.page_source) if c.image_url not in seen]
+            if not new and not seen and count:
+                log.info("google: no embedded image data, reading the viewer panel instead")
+                use_viewer, new = True, _viewer(search, 0, count)
+        for made in new:
+            if made.image_url not in seen:
+                seen.add(made.image_url)
+                yield made
         if count == 0:
             return "ran dry: no results"
         stalls = 0 if count > tiles else stalls + 1
@@ -223,14 +230,7 @@ def _viewer(search: Search, start: int, stop: int) -> Iterator[Candidate]:
         targets = tile.find_elements(By.CSS_SELECTOR, TILE_CLICK) or [tile]
         driver.execute_script("arguments[0].click();", targets[0])
 
-        def original(thumb=thumb, previous=previous):
-            for img in driver.find_elements(By.CSS_SELECTOR, VIEWER_IMAGE):
-                src = img.get_attribute("src") or ""
-                if src.startswith("http") and src not in (thumb, previous) and is_original(src, thumb):
-                    return src
-            return None
-
-        image_url = search.wait_for(original, VIEWER_SECONDS)
+        image_url = _viewer_original(search, thumb, previous)
         if not image_url:
             continue
         previous = image_url
@@ -242,3 +242,24 @@ def _viewer(search: Search, start: int, stop: int) -> Iterator[Candidate]:
             thumbnail_url=thumb,
             source=NAME,
         )
+
+
+def _viewer_original(search: Search, thumb: str | None, previous: str | None) -> str | None:
+    """The viewer's image once Google swapped the preview for the original (or the preview if it never swaps)."""
+    driver = search.driver
+
+    def shown() -> str | None:
+        for img in driver.find_elements(By.CSS_SELECTOR, VIEWER_IMAGE):
+            src = img.get_attribute("src") or ""
+            if src.startswith("http") and src not in (thumb, previous):
+                return src
+        return None
+
+    preview = search.wait_for(shown, VIEWER_SECONDS)
+    if not preview:
+        return None
+    # A recognised thumbnail (gstatic) must change; anything else may still be the preview: give it a moment.
+    patience = VIEWER_SECONDS if not is_original(preview, thumb) else VIEWER_SWAP_SECONDS
+    swapped = search.wait_for(lambda: (src := shown()) and src != preview and src, patience)
+    image_url = swapped or preview
+    return image_url if is_original(image_url, thumb) else None
