@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.images",
     "tests.fixtures.engines",
+    "tests.fixtures.s3",
     "tests.fixtures.apps",
 ]

@@ -10,6 +10,7 @@ from flask import Flask
 from db import get_store
 from jobs import files
 from jobs.notify import retry_pending
+from storage import get_storage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def purge_expired(app: Flask) -> int:
     cutoff = datetime.now(UTC) - timedelta(minutes=int(app.config["RETENTION_MINUTES"]))
     purged = 0
     for job in store.finished_before(cutoff):
+        get_storage(app).delete(job.id)
         files.remove_job_files(app, job.id)
         store.purge_job(job.id)
         purged += 1

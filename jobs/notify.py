@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 
 import mailer
-from db import Job, Store
+from db import FINISHED, Job, Store
 from jobs.files import download_name
 from web.links import human_size, local_time, make_download_token, public_url
 
@@ -45,9 +45,19 @@ def notify(store: Store, job: Job, kind: str) -> bool:
 
 
 def retry_pending(store: Store) -> int:
-    """Try again every email that could not be sent; return how many went out."""
+    """Try again every email that could not be sent; return how many went out.
+
+    Once a job has finished, only its final email matters: a pending "started" becomes "done" or "failed"
+    (this also repairs a retry that raced with the job's end and recorded the older kind).
+    """
     sent = 0
     for job in store.jobs_with_pending_mail():
-        if job.mail_pending and notify(store, job, job.mail_pending):
+        kind = job.mail_pending
+        if job.status in FINISHED:
+            kind = job.status
+            if kind in job.mails_sent:
+                store.record_mail(job.id, kind, sent=True)  # nothing left to send: clear the pending mark
+                continue
+        if kind and notify(store, job, kind):
             sent += 1
     return sent

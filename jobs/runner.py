@@ -18,6 +18,7 @@ from jobs import files
 from jobs.notify import notify
 from jobs.pipeline import JobFailed, JobInterrupted, build_dataset
 from scraper import ScraperError
+from storage import StorageError, get_storage
 
 log = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -103,9 +104,10 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
                     files.zip_path(app, job_id), event=event, on_candidates=on_candidates, progress=progress,
                     should_stop=should_stop,
                 )
+                get_storage(app).save(job_id, outcome.zip_path)
             except JobInterrupted:
                 status = None
-            except (JobFailed, ScraperError) as exc:
+            except (JobFailed, ScraperError, StorageError) as exc:
                 fields = {"error": str(exc)}
                 store.log_event(job_id, f"job failed: {exc}", "error")
             except Exception:

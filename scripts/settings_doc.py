@@ -1,7 +1,8 @@
-"""Write the README's configuration table and .env.example from config.SETTINGS (run after adding a setting)."""
+"""Write the README's settings table, .env.example and app.json's env from config.SETTINGS (after adding one)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -35,9 +36,25 @@ def env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
+def update_app_json(path: Path) -> None:
+    """Keep Heroku's app.json env in step: every setting with its help; values chosen there are kept."""
+    app = json.loads(path.read_text(encoding="utf-8"))
+    old = app.get("env", {})
+    env = {}
+    for s in config.SETTINGS:
+        entry = {"description": s.help, "required": False}
+        for key in ("value", "generator", "required"):
+            if key in old.get(s.name, {}):
+                entry[key] = old[s.name][key]
+        env[s.name] = entry
+    app["env"] = env
+    path.write_text(json.dumps(app, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def update_files() -> None:
-    """Rewrite .env.example and the table between the README's settings markers."""
+    """Rewrite .env.example, app.json's env and the table between the README's settings markers."""
     root = Path(__file__).resolve().parents[1]
+    update_app_json(root / "app.json")
     (root / ".env.example").write_text(env_example(), encoding="utf-8")
     readme = root / "README.md"
     text = readme.read_text(encoding="utf-8")

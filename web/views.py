@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file
 from werkzeug.datastructures import MultiDict
 
 import jobs
 from db import DONE, get_store
 from jobs import files
+from storage import StorageError, get_storage
 from web.links import LinkExpired, LinkInvalid, local_time, read_download_token
 from web.validation import FORMATS, validate_submission
 
@@ -62,9 +63,19 @@ def download(token: str):
     except LinkInvalid:
         abort(404, description="This download link is not valid. Please use the exact link from your email.")
     job = get_store().get_job(job_id)
-    path = files.zip_path(current_app, job_id)
-    if job is None or job.status != DONE or not path.is_file():
+    storage = get_storage()
+    try:
+        stored = job is not None and job.status == DONE and storage.exists(job_id)
+    except StorageError:
+        abort(503, description="The download is unavailable right now; please try again in a minute.")
+    if not stored:
         abort(410, description="These images have been deleted: files are kept for "
                                f"{current_app.config['RETENTION_MINUTES']} minutes after a job ends.")
-    return send_file(path, mimetype="application/zip", as_attachment=True,
-                     download_name=files.download_name(job.query, job.delivered), max_age=0)
+    name = files.download_name(job.query, job.delivered)
+    path = storage.local_path(job_id)
+    if path is not None:
+        return send_file(path, mimetype="application/zip", as_attachment=True, download_name=name, max_age=0)
+    # Object storage: hand out a fresh short-lived presigned URL on every click of the (longer-lived) link.
+    response = redirect(storage.presigned_url(job_id, name, current_app.config["S3_PRESIGN_SECONDS"]), code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
