@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -70,7 +71,7 @@ def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, mi
         return [candidate for _, candidate in zip(range(count), queue, strict=False)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with click.progressbar(length=want, label="Downloading", err=True) as bar:
+    with click.progressbar(length=want, label="Downloading", file=sys.stderr) as bar:
 
         def progress(delivered: int, _want: int) -> None:
             bar.update(delivered - bar.pos)

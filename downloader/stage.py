@@ -24,6 +24,7 @@ from .validate import ImageInfo, inspect
 logger = logging.getLogger(__name__)
 
 IMAGES_DIR = "images"
+RANK_GRACE_SECONDS = 5.0  # once N images are in, how long better-ranked downloads in flight may still take
 _PARTS_DIR = ".parts"
 _OURS = re.compile(r"^\d{4,}\.(jpg|png|webp|gif)$")
 _LABELS = {  # failure kind -> words in the shortfall sentence
@@ -186,20 +187,30 @@ class _Stage:
             self.fail(url, done.error.reason, done.error.kind)
             return
         assert done.fetched is not None and done.info is not None
+        # Of two copies keep the larger; of equal ones the better-ranked, so the outcome never depends on timing.
         twin = self.by_sha.get(done.fetched.sha256)
         if twin is not None:
-            done.part.unlink(missing_ok=True)
-            self.fail(url, f"exact duplicate of {self.kept[twin].task.url}", "duplicate")
+            self.settle(done, self.kept[twin], "exact duplicate of")
             return
         near, distance = self.nearest(done.info.phash)
         if near is not None and distance <= self.options.near_distance:
-            keep, drop = (done, near) if done.area > near.area else (near, done)
-            drop.part.unlink(missing_ok=True)
-            self.fail(drop.task.url, f"near duplicate (distance {distance}) of the larger {keep.task.url}", "duplicate")
-            if keep is near:
-                return
-            del self.kept[near.task.index]
-            del self.by_sha[near.fetched.sha256]
+            self.settle(done, near, f"near duplicate (distance {distance}) of the larger")
+            return
+        self.keep(done)
+
+    def settle(self, new: _Done, old: _Done, words: str) -> None:
+        """Keep one of two copies, the larger or else the better-ranked; list the other with the reason."""
+        keep, drop = (new, old) if (new.area, -new.task.index) > (old.area, -old.task.index) else (old, new)
+        if keep is new:
+            del self.kept[old.task.index]
+            del self.by_sha[old.fetched.sha256]
+            self.keep(new)
+        if keep.area == drop.area:
+            words = words.replace("the larger", "the better-ranked")
+        drop.part.unlink(missing_ok=True)
+        self.fail(drop.task.url, f"{words} {keep.task.url}", "duplicate")
+
+    def keep(self, done: _Done) -> None:
         self.kept[done.task.index] = done
         self.by_sha[done.fetched.sha256] = done.task.index
 
@@ -252,26 +263,35 @@ class _Stage:
         return self.result
 
     def loop(self, pool: ThreadPoolExecutor, fetcher: Fetcher, parts: Path) -> None:
-        while len(self.kept) < self.want:
-            if self.should_stop is not None and self.should_stop():
-                self.result.stopped = "cancelled"
-                return
+        grace_until = None
+        while True:
             now = time.monotonic()
-            if now >= self.deadline_at:
-                self.result.stopped = "deadline"
-                return
-            remaining = self.want - len(self.kept)
-            self.dispatch(pool, fetcher, parts)
-            if not self.exhausted and len(self.pending) + len(self.in_flight) < 1.5 * remaining + 5:
-                self.ask(max(10, math.ceil(1.5 * remaining) + 10 - len(self.pending) - len(self.in_flight)))
-                continue
-            if not self.in_flight:
-                if not self.pending and self.exhausted:
+            if len(self.kept) >= self.want:
+                # Enough images: wait a moment for better-ranked downloads still in flight, so the delivered set is
+                # the top N of the search (not whichever finished first), then leave the rest unfinished.
+                grace_until = grace_until or now + RANK_GRACE_SECONDS
+                worst = sorted(self.kept)[self.want - 1]
+                if now >= min(grace_until, self.deadline_at) or all(t.index > worst for t in self.in_flight.values()):
                     return
-                time.sleep(min(0.05, max(0.0, self.deadline_at - now)))  # every pending host asked us to wait
-                continue
+            else:
+                if self.should_stop is not None and self.should_stop():
+                    self.result.stopped = "cancelled"
+                    return
+                if now >= self.deadline_at:
+                    self.result.stopped = "deadline"
+                    return
+                remaining = self.want - len(self.kept)
+                self.dispatch(pool, fetcher, parts)
+                if not self.exhausted and len(self.pending) + len(self.in_flight) < 1.5 * remaining + 5:
+                    self.ask(max(10, math.ceil(1.5 * remaining) + 10 - len(self.pending) - len(self.in_flight)))
+                    continue
+                if not self.in_flight:
+                    if not self.pending and self.exhausted:
+                        return
+                    time.sleep(min(0.05, max(0.0, self.deadline_at - now)))  # every pending host asked us to wait
+                    continue
             finished, _ = wait(
-                list(self.in_flight), timeout=min(0.25, self.deadline_at - now), return_when=FIRST_COMPLETED
+                list(self.in_flight), timeout=min(0.25, max(0.0, self.deadline_at - now)), return_when=FIRST_COMPLETED
             )
             for future in finished:
                 task = self.in_flight.pop(future)
@@ -313,7 +333,7 @@ class _Stage:
         parts += [f"{counts[kind]} {label}" for kind, label in _LABELS.items() if counts[kind]]
         sentence = f"found {delivered} of {self.want} images: " + ", ".join(parts)
         if self.result.stopped == "deadline":
-            sentence += f"; stopped at the {self.options.deadline:.0f}-second deadline"
+            sentence += f"; stopped at the {self.options.deadline:g}-second deadline"
         elif self.result.stopped == "cancelled":
             sentence += "; stopped on request"
         elif self.exhausted:
