@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import psutil
 import pytest
 
@@ -11,8 +13,10 @@ from scraper.browser import TEMP_PREFIX
 BROWSER_NAMES = ("chromium", "chrome", "chromedriver")
 
 
-def browser_processes() -> list[psutil.Process]:
-    """Chromium and chromedriver processes that are children of this test process or use one of our profiles."""
+def browser_processes(marker: str | None = None) -> list[psutil.Process]:
+    """Live Chromium and chromedriver processes that are children of this test process or whose command line
+    names a profile folder under `marker` (the test's temporary folder: other sessions' browsers don't count)."""
+    marker = marker or _current_marker[0]
     found = {}
     for proc in psutil.Process().children(recursive=True):
         try:
@@ -22,9 +26,22 @@ def browser_processes() -> list[psutil.Process]:
             continue
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
-        if TEMP_PREFIX in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+        if marker and marker in cmdline and TEMP_PREFIX in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found[proc.pid] = proc
     return list(found.values())
+
+
+_current_marker: list[str | None] = [None]
+
+
+@pytest.fixture(autouse=True)
+def no_browser_left_behind(tmp_path, monkeypatch):
+    """Put this test's browser profiles under its tmp_path, and check no browser process outlives the test."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    _current_marker[0] = str(tmp_path)
+    yield
+    assert browser_processes(str(tmp_path)) == []
+    _current_marker[0] = None
 
 
 @pytest.fixture
@@ -40,7 +57,7 @@ def make_collector(fixture_engines):
     """Build Collectors on the fixture engines; every one is closed after the test, and no browser may survive."""
     made: list[Collector] = []
 
-    def make(sources=("bing", "duckduckgo", "google"), *, timeout=60, safe_search=True, query="red panda", log=None):
+    def make(sources=("bing", "duckduckgo", "google"), *, timeout=90, safe_search=True, query="red panda", log=None):
         collector = Collector(
             query,
             sources=list(sources),
@@ -57,4 +74,3 @@ def make_collector(fixture_engines):
     yield make
     for collector in made:
         collector.close()
-    assert browser_processes() == []

@@ -58,7 +58,7 @@ def test_bing_scrolls_and_presses_see_more(fixture_engines):
 def test_other_engines_fill_in_when_bing_fails(make_collector, fixture_engines, mode):
     fixture_engines.set_mode("bing", mode)
     lines = []
-    collector = make_collector(timeout=20, log=lines.append)
+    collector = make_collector(timeout=40, log=lines.append)  # 10 s per page: enough on a loaded machine
     batch = collector.collect(500)
     assert len(batch) == 500
     assert_originals(batch, fixture_engines.image_base)
@@ -85,7 +85,7 @@ def test_duplicates_across_engines_are_dropped(make_collector, fixture_engines):
 def test_every_engine_dead_raises_engines_unavailable(make_collector, fixture_engines):
     for engine in ("bing", "duckduckgo", "google"):
         fixture_engines.set_mode(engine, "dead")
-    collector = make_collector(timeout=20)
+    collector = make_collector(timeout=40)
     with pytest.raises(EnginesUnavailable) as caught:
         collector.collect(10)
     assert str(caught.value) == "the image search engines did not answer; try again later"
@@ -96,7 +96,7 @@ def test_every_engine_dead_raises_engines_unavailable(make_collector, fixture_en
 def test_every_engine_blocked_or_empty_is_told_apart(make_collector, fixture_engines):
     for engine in ("bing", "duckduckgo", "google"):
         fixture_engines.set_mode(engine, "empty")
-    assert make_collector(timeout=20).collect(10) == []  # the engines answered: nothing found is not an outage
+    assert make_collector(timeout=40).collect(10) == []  # the engines answered: nothing found is not an outage
 
 
 def test_google_consent_page_is_passed(make_collector, fixture_engines):
