@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import click
@@ -20,11 +21,12 @@ from .errors import EnginesUnavailable
 @with_appcontext
 def collect(query: str, number: int, sources: str | None) -> None:
     """Collect image URLs for QUERY: JSON lines on stdout, a summary per engine on stderr."""
+    _logs_to_stderr()
     config = dict(current_app.config)
     if sources:
         config["IMAGE_SOURCES"] = [s for s in sources.split(",") if s.strip()]
     try:
-        with Collector.from_config(query, config, log=lambda line: click.echo(line, err=True)) as collector:
+        with Collector.from_config(query, config) as collector:
             for found in collector.collect(number):
                 fields = {k: getattr(found, k) for k in ("image_url", "page_url", "title", "source")}
                 click.echo(json.dumps(fields, ensure_ascii=False))
@@ -35,3 +37,10 @@ def collect(query: str, number: int, sources: str | None) -> None:
         sys.exit(1)
     except ValueError as exc:  # an unknown engine name
         raise click.BadParameter(str(exc), param_hint="--sources") from exc
+
+
+def _logs_to_stderr() -> None:
+    """Stdout carries the JSON lines only: move log handlers that write to stdout over to stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler, "stream", None) is sys.stdout:
+            handler.setStream(sys.stderr)
