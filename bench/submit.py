@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -161,6 +162,7 @@ def main() -> int:
             finally:
                 if server is not None:
                     server.stop()
+                    shutil.rmtree(server.run_dir, ignore_errors=True)
     print("\n".join(lines))
     return 0
 
