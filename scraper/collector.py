@@ -123,7 +123,14 @@ class Collector:
         return self._browser.pids if self._browser else set()
 
     def collect(self, want: int) -> list[Candidate]:
-        """Return up to `want` candidates never returned before; fewer once every engine ran dry."""
+        """Return up to `want` candidates never returned before; fewer once every engine ran dry.
+
+        Each call is one round with its own deadline (`timeout` seconds); engines not finished when it passes
+        continue in the next call. Raises EnginesUnavailable (after closing the browser) when nothing was ever
+        collected and the engines failed, were blocked or did not answer before the deadline.
+        """
+        if want <= 0:
+            return []
         self._deadline = time.monotonic() + self.timeout
         batch: list[Candidate] = []
         for run in self._runs:

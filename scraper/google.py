@@ -95,11 +95,15 @@ def _from_record(record: list) -> Candidate | None:
     return _candidate(image_url, thumb, page_url, title, width, height)
 
 
-def _candidate(image_url, thumb, page_url, title, width, height) -> Candidate | None:
+def _candidate(
+    image_url: str, thumb: str | None, page_url: str | None, title: str | None, width: int | None, height: int | None
+) -> Candidate | None:
     host = urlsplit(image_url).hostname or ""
     if not is_original(image_url, thumb) or any(host.endswith(h) for h in NOT_ORIGINAL_HOSTS) or not (width and height):
         return None
-    return Candidate(image_url, page_url, title, thumb, width, height, NAME)
+    return Candidate(
+        image_url, page_url=page_url, title=title, thumbnail_url=thumb, width=width, height=height, source=NAME
+    )
 
 
 def parse_data(html: str) -> list[Candidate]:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from scraper import EngineReport, EnginesUnavailable, bing, browser
+from scraper import Collector, EngineReport, EnginesUnavailable, bing, browser
 from scraper.collector import normalise
 from scraper.engine import Search
 
@@ -141,13 +141,37 @@ def test_safe_search_reaches_each_engine(make_collector, fixture_engines, safe, 
     assert (seen["bing"], seen["duckduckgo"], seen["google"]) == expected
 
 
-def test_no_browser_process_survives_a_job(make_collector):
+def test_no_browser_process_survives_a_job(make_collector, tmp_path):
     collector = make_collector(["bing"])
     collector.collect(10)
-    pids = collector.browser_pids
-    assert pids  # the census sees the browser while it runs
+    assert collector.browser_pids  # the browser runs
+    assert browser_processes()  # and the census sees it
     collector.close()
     assert browser_processes() == []
+    assert list(tmp_path.glob("aid-chromium-*")) == []  # its temporary profile is gone too
+
+
+def test_no_browser_process_survives_an_error_in_the_caller(make_collector):
+    with pytest.raises(RuntimeError), make_collector(["bing"]) as collector:
+        collector.collect(5)
+        raise RuntimeError("the download stage broke")
+    assert browser_processes() == []
+
+
+def test_a_browser_that_cannot_start_makes_every_engine_unavailable(fixture_engines, tmp_path):
+    collector = Collector(
+        "red panda",
+        sources=["bing", "duckduckgo"],
+        base_urls=fixture_engines.urls,
+        safe_search=True,
+        chrome_bin="/usr/bin/chromium",
+        chromedriver=str(tmp_path / "no-such-chromedriver"),
+        timeout=30,
+    )
+    with pytest.raises(EnginesUnavailable) as caught:
+        collector.collect(5)
+    assert "could not start Chromium" in caught.value.detail
+    assert [r.count for r in collector.reports] == [0, 0]
 
 
 def test_no_browser_process_survives_a_timeout(make_collector, fixture_engines):
