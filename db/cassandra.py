@@ -243,27 +243,32 @@ class CassandraStore(Store):
 
     # Connection
     def _new_cluster(self) -> Cluster:
+        local_dc: str | None = self.local_dc
+        if self._secure_bundle and local_dc == "datacenter1":
+            local_dc = None  # Astra names its DC after the region: take the DC of the bundle's endpoint
         profile = ExecutionProfile(
-            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=self.local_dc)),
+            load_balancing_policy=TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc)),
             consistency_level=ConsistencyLevel.LOCAL_QUORUM,  # reads see committed Paxos writes at any RF
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
             request_timeout=self.timeout,
         )
         common: dict[str, Any] = {
-            "protocol_version": 5,
             "execution_profiles": {EXEC_PROFILE_DEFAULT: profile},
             "connect_timeout": min(self.timeout, 10.0),
             # Retry a lost node every 0.5 s growing to 5 s, so the app recovers soon after the cluster returns.
             "reconnection_policy": ExponentialReconnectionPolicy(0.5, 5.0),
         }
         if self._secure_bundle:
+            # Astra: no contact points or SSL options (the bundle has them); the protocol version is negotiated,
+            # since the service's supported versions are not ours to pin. Not testable offline.
             return Cluster(
                 cloud={"secure_connect_bundle": self._secure_bundle},
                 auth_provider=PlainTextAuthProvider("token", self._astra_token or ""),
                 **common,
             )
         auth = PlainTextAuthProvider(self._username, self._password or "") if self._username else None
-        return Cluster(self.contact_points, port=self.port, auth_provider=auth, **common)
+        # Protocol v5 explicitly: Cassandra 4+ speaks it, and a pinned version fails loudly instead of downgrading.
+        return Cluster(self.contact_points, port=self.port, auth_provider=auth, protocol_version=5, **common)
 
     def _session(self) -> Session:
         pid = os.getpid()
