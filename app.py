@@ -18,10 +18,10 @@ log = logging.getLogger(__name__)
 
 
 def configure_logging(level: str) -> None:
-    """Log to stdout (Heroku reads it) once per process, before the app is created."""
+    """Log to stderr (Heroku collects it; stdout stays free for CLI output) once per process, before the app."""
     root = logging.getLogger()
     if not any(getattr(h, "_aid", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d]: %(message)s"))
         handler._aid = True  # type: ignore[attr-defined]
         root.addHandler(handler)
@@ -46,14 +46,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DATA_DIR"] = os.path.join(app.instance_path, "data")
     app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)  # a job form is small
 
-    from downloader.cli import fetch
-    from scraper.cli import collect
-
     import db
     import mailer
     import scheduler
     import web
+    from downloader.cli import fetch
     from jobs.cli import run_job
+    from scraper.cli import collect
 
     db.init_app(app)
     mailer.init_app(app)
