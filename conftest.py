@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.images",
     "tests.fixtures.engines",
     "tests.fixtures.s3",
+    "tests.fixtures.cassandra",
     "tests.fixtures.apps",
 ]

@@ -52,8 +52,8 @@ def _submit_now(client, email: str, count: int, query: str = "red panda") -> str
     return response.get_json()["id"]
 
 
-def test_form_to_emailed_zip(job_app, live_server, smtp_server):
-    app = job_app()
+def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
+    app = job_app(DATABASE_URL=database_url)
     server = live_server(app)
     browser = chromium.start(app.config["CHROME_BIN"], app.config["CHROMEDRIVER"])
     try:

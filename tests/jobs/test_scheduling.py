@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from db.sqlite import SQLiteStore
+import config
+from db import open_store
+from tests.fixtures.apps import fresh_keyspace
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.browser
@@ -67,10 +69,18 @@ class AppProcess:
 
 
 @pytest.fixture
-def processes(tmp_path, smtp_server, engines, image_server):
+def shared_db(request, tmp_path):
+    """The database every app process of the test shares: SQLite unless the test asks for Cassandra."""
+    if getattr(request, "param", "sqlite") == "cassandra":
+        return fresh_keyspace(request.getfixturevalue("cassandra_url"))
+    return f"sqlite:///{tmp_path}/shared.sqlite3"
+
+
+@pytest.fixture
+def processes(tmp_path, smtp_server, engines, image_server, shared_db):
     engines.reset()
     env = {
-        "DATABASE_URL": f"sqlite:///{tmp_path}/shared.sqlite3", "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": shared_db, "DATA_DIR": str(tmp_path / "data"),
         "SECRET_KEY": "shared-secret", "SMTP_HOST": smtp_server.host, "SMTP_PORT": str(smtp_server.port),
         "SMTP_SECURITY": "none", "BING_URL": engines.bing_url, "IMAGE_SOURCES": "bing", "ALLOW_PRIVATE_URLS": "on",
         "POLL_INTERVAL_SECONDS": "1", "CLEANUP_INTERVAL_SECONDS": "1", "STALE_JOB_SECONDS": "4", "JOB_WORKERS": "2",
@@ -89,8 +99,12 @@ def processes(tmp_path, smtp_server, engines, image_server):
     engines.reset()
 
 
-def _store(tmp_path) -> SQLiteStore:
-    return SQLiteStore(tmp_path / "shared.sqlite3")
+@pytest.fixture
+def store(shared_db):
+    """The shared database, as the tests see it."""
+    opened = open_store(shared_db, config.load({}))
+    yield opened
+    opened.close()
 
 
 def _wait_done(store, job_ids, timeout=120.0):
@@ -107,14 +121,13 @@ def _starts(store, job_id) -> int:
     return sum(1 for e in store.events(job_id) if e.message.startswith("job started"))
 
 
-def test_jobs_survive_a_restart_and_missed_ones_run_at_start(processes, tmp_path, smtp_server):
+def test_jobs_survive_a_restart_and_missed_ones_run_at_start(processes, store, smtp_server):
     first = processes()
     now = datetime.now(UTC)
     missed = first.submit("missed@example.com", now + timedelta(seconds=3))
     future = first.submit("future@example.com", now + timedelta(seconds=25))
     first.stop()  # the app goes down before either job's time
     time.sleep(max(0.0, (now + timedelta(seconds=4) - datetime.now(UTC)).total_seconds()))
-    store = _store(tmp_path)
     assert store.get_job(missed).status == "queued"
 
     processes()  # the app comes back: the missed job runs at once, the future one at its time
@@ -130,27 +143,30 @@ def test_jobs_survive_a_restart_and_missed_ones_run_at_start(processes, tmp_path
     assert done == {"missed@example.com": 1, "future@example.com": 1}
 
 
-def test_two_processes_on_one_sqlite_file_run_each_job_once(processes, tmp_path, smtp_server):
+@pytest.mark.parametrize(("shared_db", "jobs_per_process"), [
+    ("sqlite", 3),
+    pytest.param("cassandra", 10, marks=pytest.mark.cassandra),
+], indirect=["shared_db"])
+def test_two_processes_on_one_database_run_each_job_once(processes, store, smtp_server, jobs_per_process):
     a, b = processes(), processes()
-    at = datetime.now(UTC) + timedelta(seconds=5)
-    ids = [a.submit(f"a{i}@example.com", at, 2) for i in range(3)]
-    ids += [b.submit(f"b{i}@example.com", at, 2) for i in range(3)]
-    store = _store(tmp_path)
-    jobs = _wait_done(store, ids, timeout=150)
-    assert [job.status for job in jobs] == ["done"] * 6
-    assert [_starts(store, job_id) for job_id in ids] == [1] * 6
-    smtp_server.wait_for(lambda msgs: sum("are ready" in m["Subject"] for m in msgs) >= 6, timeout=30)
+    at = datetime.now(UTC) + timedelta(seconds=6)  # every job is due at the same moment
+    ids = [a.submit(f"a{i}@example.com", at, 2) for i in range(jobs_per_process)]
+    ids += [b.submit(f"b{i}@example.com", at, 2) for i in range(jobs_per_process)]
+    total = len(ids)
+    jobs = _wait_done(store, ids, timeout=240)
+    assert [job.status for job in jobs] == ["done"] * total
+    assert [_starts(store, job_id) for job_id in ids] == [1] * total  # counted in the event log
+    smtp_server.wait_for(lambda msgs: sum("are ready" in m["Subject"] for m in msgs) >= total, timeout=60)
     time.sleep(2)  # any duplicate would arrive now
     done = Counter(m["To"] for m in smtp_server.messages if "are ready" in m["Subject"])
-    assert sorted(done.values()) == [1] * 6 and len(done) == 6
+    assert sorted(done.values()) == [1] * total and len(done) == total
     assert len({job.claimed_by.split(":")[1] for job in jobs}) == 2  # both processes ran jobs
 
 
-def test_a_job_interrupted_by_a_crash_completes_once_after_restart(processes, tmp_path, smtp_server, engines):
+def test_a_job_interrupted_by_a_crash_completes_once_after_restart(processes, store, smtp_server, engines):
     engines.set_mode("bing", "slow")  # keep the job busy long enough to kill its process mid-way
     first = processes()
     job_id = first.submit("crash@example.com", datetime.now(UTC), 3)
-    store = _store(tmp_path)
     deadline = time.monotonic() + 30
     while _starts(store, job_id) == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
