@@ -24,6 +24,7 @@ from .validate import ImageInfo, inspect
 logger = logging.getLogger(__name__)
 
 IMAGES_DIR = "images"
+MAX_CANDIDATES_PER_IMAGE = 10  # a collector that only yields junk is not asked for ever
 RANK_GRACE_SECONDS = 5.0  # once N images are in, how long better-ranked downloads in flight may still take
 _PARTS_DIR = ".parts"
 _OURS = re.compile(r"^\d{4,}\.(jpg|png|webp|gif)$")
@@ -135,6 +136,7 @@ class _Stage:
         self.busy: Counter[str] = Counter()
         self.seen_urls: set[str] = set()
         self.exhausted = False
+        self.capped = False
         self.kept: dict[int, _Done] = {}
         self.by_sha: dict[str, int] = {}
         self.reported = -1
@@ -142,9 +144,13 @@ class _Stage:
     # -- candidates ---------------------------------------------------------------------------------------------
 
     def ask(self, count: int) -> None:
-        found: Sequence = self.more(count) or []
-        if not found:
-            self.exhausted = True
+        """Take up to ``count`` more candidates from the collector; note when it has no more to give."""
+        limit = MAX_CANDIDATES_PER_IMAGE * self.want + 100
+        if self.result.candidates_seen >= limit:
+            self.exhausted = self.capped = True
+            return
+        found = list(self.more(min(count, limit - self.result.candidates_seen)) or [])
+        fresh = 0
         for candidate in found:
             index = self.result.candidates_seen
             self.result.candidates_seen += 1
@@ -153,12 +159,15 @@ class _Stage:
                 self.fail(url, "the same URL as an earlier result", "duplicate")
                 continue
             self.seen_urls.add(url)
+            fresh += 1
             try:
                 check_url(url)
             except DownloadError as exc:
                 self.fail(url, exc.reason, exc.kind)
                 continue
             self.pending.append(_Task(index, candidate, host_key(url)))
+        if not fresh:  # nothing new: asking again would loop forever
+            self.exhausted = True
 
     def fail(self, url: str, reason: str, kind: str) -> None:
         self.result.failures.append(Failure(url, reason, kind))
@@ -244,22 +253,34 @@ class _Stage:
         stop = threading.Event()
         fetcher = Fetcher(adapter, options, stop, self.deadline_at)
         pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="download")
+        started = time.monotonic()
         try:
-            self.report()
-            self.ask(math.ceil(1.5 * self.want) + 10)
-            self.loop(pool, fetcher, parts)
-        finally:
-            stop.set()
-            guard.abort()  # wakes workers blocked on a socket, so none outlives the stage by more than a moment
-            pool.shutdown(wait=False, cancel_futures=True)
-            adapter.close()
-        unfinished = "not finished before the deadline" if self.result.stopped == "deadline" else "stopped early"
-        for task in self.in_flight.values():
+            try:
+                self.report()
+                self.ask(math.ceil(1.5 * self.want) + 10)
+                self.loop(pool, fetcher, parts)
+            finally:
+                stop.set()
+                guard.abort()  # wakes workers blocked on a socket, so none outlives the stage by more than a moment
+                pool.shutdown(wait=False, cancel_futures=True)
+                adapter.close()
             if self.result.stopped:
-                self.fail(task.url, unfinished, "unfinished")
-        self.finish(images)
-        shutil.rmtree(parts, ignore_errors=True)
+                reason = "not finished before the deadline" if self.result.stopped == "deadline" else "stopped early"
+                for task in self.in_flight.values():
+                    self.fail(task.url, reason, "unfinished")
+            self.finish(images)
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
         self.report()
+        logger.info(
+            "download stage: %d of %d images from %d candidates (%d refused) in %.1f s%s",
+            len(self.result.images),
+            self.want,
+            self.result.candidates_seen,
+            len(self.result.failures),
+            time.monotonic() - started,
+            f", stopped: {self.result.stopped}" if self.result.stopped else "",
+        )
         return self.result
 
     def loop(self, pool: ThreadPoolExecutor, fetcher: Fetcher, parts: Path) -> None:
@@ -336,6 +357,8 @@ class _Stage:
             sentence += f"; stopped at the {self.options.deadline:g}-second deadline"
         elif self.result.stopped == "cancelled":
             sentence += "; stopped on request"
+        elif self.capped:
+            sentence += f"; gave up after {self.result.candidates_seen} candidates"
         elif self.exhausted:
             sentence += "; no more candidates"
         return sentence

@@ -97,3 +97,16 @@ def test_from_config_keeps_the_guard_on_by_default():
 def _feed(urls):
     queue = iter([Candidate(image_url=url, source="test") for url in urls])
     return lambda count: [candidate for _, candidate in zip(range(count), queue, strict=False)]
+
+
+def test_https_connections_go_through_the_guard_too(image_server, tmp_path):
+    lookups = []
+
+    def resolver(host, port):
+        lookups.append((host, port))
+        return ["10.0.0.8"]
+
+    url = f"https://secure.test:{image_server.port}/img/tls.jpg"
+    result = download_images(_feed([url]), 1, tmp_path, DownloadOptions(resolver=resolver, threads=1))
+    assert lookups == [("secure.test", image_server.port)]
+    assert "10.0.0.8, a private address" in result.failures[0].reason

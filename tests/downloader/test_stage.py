@@ -234,3 +234,36 @@ def test_a_retried_job_replaces_its_own_files_only(image_server, tmp_path):
 def test_want_must_be_positive(tmp_path):
     with pytest.raises(ValueError):
         download_images(Feed([]), 0, tmp_path, DownloadOptions())
+
+
+def test_a_collector_that_repeats_itself_does_not_loop_for_ever(image_server, tmp_path):
+    same = [Candidate(image_url=image_server.url_for("again0"))]
+    calls = []
+
+    def more(count: int) -> list[Candidate]:
+        calls.append(count)
+        return same  # never anything new
+
+    result = download_images(more, 3, tmp_path, DownloadOptions(**FAST))
+    assert len(result.images) == 1 and result.shortfall == 2 and len(calls) == 2
+    assert result.shortfall_reason.endswith("no more candidates")
+
+
+def test_a_collector_of_junk_is_not_asked_for_ever(image_server, tmp_path):
+    counter = iter(range(10_000))
+
+    def more(count: int) -> list[Candidate]:
+        return [Candidate(image_url=f"{image_server.url}/fault/404?{next(counter)}") for _ in range(count)]
+
+    result = download_images(more, 2, tmp_path, DownloadOptions(**FAST))
+    assert result.candidates_seen == 2 * 10 + 100
+    assert "gave up after 120 candidates" in result.shortfall_reason
+
+
+def test_an_error_from_the_collector_propagates_and_cleans_up(image_server, tmp_path):
+    def more(count: int) -> list[Candidate]:
+        raise RuntimeError("the browser died")
+
+    with pytest.raises(RuntimeError, match="browser died"):
+        download_images(more, 2, tmp_path, DownloadOptions(**FAST))
+    assert not (tmp_path / ".parts").exists()
