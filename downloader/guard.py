@@ -20,7 +20,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .errors import BlockedURL, Stopped
+from .errors import BlockedURL, FetchError, Stopped
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -78,9 +78,9 @@ class Guard:
         try:
             found = self.resolver(host, port)
         except OSError as exc:
-            raise BlockedURL(f"the host {host} could not be resolved") from exc
+            raise FetchError(f"the host {host} could not be found") from exc
         if not found:
-            raise BlockedURL(f"the host {host} has no address")
+            raise FetchError(f"the host {host} has no address")
         if self.allow_private or host.lower() in self.trusted_hosts:
             return found
         for ip in found:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from downloader.errors import BlockedURL
+from downloader.errors import BlockedURL, FetchError
 from downloader.guard import Guard, address_problem, check_url
 from downloader.options import DownloadOptions
 from downloader.stage import download_images
@@ -110,3 +110,11 @@ def test_https_connections_go_through_the_guard_too(image_server, tmp_path):
     result = download_images(_feed([url]), 1, tmp_path, DownloadOptions(resolver=resolver, threads=1))
     assert lookups == [("secure.test", image_server.port)]
     assert "10.0.0.8, a private address" in result.failures[0].reason
+
+
+def test_an_unknown_host_is_a_broken_link_not_a_blocked_one():
+    def resolver(host, port):
+        raise OSError("Name or service not known")
+
+    with pytest.raises(FetchError, match="could not be found"):
+        Guard(False, resolver=resolver).addresses("nowhere.invalid", 80)
