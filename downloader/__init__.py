@@ -38,7 +38,8 @@ lets an exception from ``more`` propagate unchanged (it belongs to the collector
 from .errors import BlockedURL, DownloadError, FetchError, InvalidImage, Stopped, TooLarge, TooSmall, UnwantedFormat
 from .options import DownloadOptions
 from .package import failures_csv, manifest_csv, write_reports, write_zip
-from .stage import DownloadResult, Failure, ImageRecord, download_images
+from .records import DownloadResult, Failure, ImageRecord
+from .stage import download_images
 
 __all__ = [
     "BlockedURL",

@@ -8,7 +8,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from .stage import DownloadResult
+from .records import DownloadResult
 
 MANIFEST_COLUMNS = ("file", "image_url", "page_url", "title", "engine", "width", "height", "bytes", "sha256", "phash")
 FAILURE_COLUMNS = ("url", "reason")

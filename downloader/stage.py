@@ -11,7 +11,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from .errors import DownloadError
 from .fetch import Fetched, Fetcher, host_key
 from .guard import Guard, GuardedAdapter, check_url
 from .options import DownloadOptions
+from .records import DownloadResult, Failure, ImageRecord
 from .validate import ImageInfo, inspect
 
 logger = logging.getLogger(__name__)
@@ -38,44 +39,6 @@ _LABELS = {  # failure kind -> words in the shortfall sentence
     "duplicate": "duplicates",
     "unfinished": "unfinished",
 }
-
-
-@dataclass
-class ImageRecord:
-    """One delivered image and where it came from; ``file`` is relative to the output folder."""
-
-    file: str
-    image_url: str
-    page_url: str | None
-    title: str | None
-    source: str
-    width: int
-    height: int
-    bytes: int
-    sha256: str
-    phash: str  # 16 hex digits
-
-
-@dataclass
-class Failure:
-    """A candidate URL that was refused, and why in plain words; ``kind`` groups reasons for the summary."""
-
-    url: str
-    reason: str
-    kind: str = "broken"
-
-
-@dataclass
-class DownloadResult:
-    """What the stage delivered, what it refused, and the shortfall explained."""
-
-    want: int
-    images: list[ImageRecord] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    shortfall: int = 0
-    shortfall_reason: str | None = None
-    candidates_seen: int = 0
-    stopped: str | None = None  # "deadline" or "cancelled" when the stage did not run to its end
 
 
 @dataclass
