@@ -150,8 +150,7 @@ class _Stage:
                 continue
             self.busy[task.host] += 1
             self.in_flight[pool.submit(_work, task, fetcher, parts, self.options)] = task
-        skipped.extend(self.pending)
-        self.pending = skipped
+        self.pending.extendleft(reversed(skipped))  # skipped ones keep their place in the queue
 
     def collect(self, done: _Done) -> None:
         url = done.task.url
