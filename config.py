@@ -52,7 +52,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATA_DIR", None, str, "Where job folders and zips live. Default: instance/data."),
     Setting("MAX_IMAGES", 500, int, "Largest number of images one job may ask for."),
     Setting("MAX_QUERY_LENGTH", 200, int, "Longest search query accepted, in characters."),
-    Setting("LINK_TTL_MINUTES", 30, int, "How long an emailed download link works."),
+    Setting("LINK_TTL_MINUTES", 30.0, float, "How long an emailed download link works (fractions allowed: 0.5 is 30 s)."),
     Setting("RETENTION_MINUTES", 30, int, "How long after a job ends its zip, folder and personal data are kept."),
     Setting("CLEANUP_INTERVAL_SECONDS", 60, int, "How often retention cleanup, stale-job recovery and mail retries run."),
     Setting("SCHEDULER", "web", _choice("web", "worker", "off"), "web: this process runs due jobs; worker: only `python -m scheduler` runs them; off: none."),

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.cassandra",
     "tests.fixtures.apps",
+    "tests.fixtures.processes",
 ]

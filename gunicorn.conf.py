@@ -2,8 +2,8 @@
 
 import os
 
-# Heroku tells the dyno which port to listen on.
-bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+# Heroku tells the dyno which port to listen on (all interfaces); HOST=127.0.0.1 keeps a local run private.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 # One worker process: with SCHEDULER=web the job scheduler lives in it, and one scheduler per dyno is enough
 # (jobs are claimed in the database, so more would still run each job once, just with more browsers).
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))

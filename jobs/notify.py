@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def _context(job: Job, kind: str) -> dict:
     context = {"job": job, "job_url": public_url(f"/jobs/{job.id}"), "home_url": public_url("/")}
     if kind == "done":
-        ttl = timedelta(minutes=int(current_app.config["LINK_TTL_MINUTES"]))
+        ttl = timedelta(minutes=float(current_app.config["LINK_TTL_MINUTES"]))
         context.update(
             download_url=public_url(f"/download/{make_download_token(job.id)}"),
             expires_local=local_time(datetime.now(UTC) + ttl, job.timezone),

@@ -107,13 +107,18 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
                 get_storage(app).save(job_id, outcome.zip_path)
             except JobInterrupted:
                 status = None
-            except (JobFailed, ScraperError, StorageError) as exc:
-                fields = {"error": str(exc)}
-                store.log_event(job_id, f"job failed: {exc}", "error")
-            except Exception:
-                log.exception("job %s failed unexpectedly", job_id)
-                fields = {"error": UNEXPECTED}
-                store.log_event(job_id, "job failed: unexpected error", "error")
+            except Exception as exc:
+                if should_stop():
+                    # Whatever broke while the process was shutting down is not the job's fault: run it again.
+                    log.info("job %s stopped during shutdown: %s", job_id, exc)
+                    status = None
+                elif isinstance(exc, JobFailed | ScraperError | StorageError):
+                    fields = {"error": str(exc)}
+                    store.log_event(job_id, f"job failed: {exc}", "error")
+                else:
+                    log.exception("job %s failed unexpectedly", job_id)
+                    fields = {"error": UNEXPECTED}
+                    store.log_event(job_id, "job failed: unexpected error", "error")
             else:
                 status = DONE
                 fields = {"delivered": outcome.delivered, "candidates": outcome.candidates,

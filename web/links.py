@@ -30,7 +30,7 @@ def make_download_token(job_id: str) -> str:
 def read_download_token(token: str) -> str:
     """Return the job id in ``token``; raise LinkExpired or LinkInvalid."""
     try:
-        return _serializer().loads(token, max_age=int(current_app.config["LINK_TTL_MINUTES"]) * 60)
+        return _serializer().loads(token, max_age=float(current_app.config["LINK_TTL_MINUTES"]) * 60)
     except SignatureExpired as exc:
         raise LinkExpired() from exc
     except BadSignature as exc:

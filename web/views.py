@@ -59,7 +59,7 @@ def download(token: str):
         job_id = read_download_token(token)
     except LinkExpired:
         abort(410, description="This download link has expired. Links work for "
-                               f"{current_app.config['LINK_TTL_MINUTES']} minutes; please submit the job again.")
+                               f"{current_app.config['LINK_TTL_MINUTES']:g} minutes; please submit the job again.")
     except LinkInvalid:
         abort(404, description="This download link is not valid. Please use the exact link from your email.")
     job = get_store().get_job(job_id)

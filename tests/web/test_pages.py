@@ -111,7 +111,7 @@ def test_a_tampered_link_gets_the_error_page(app, client, finished_job):
 
 
 def test_an_expired_link_gets_the_error_page(app, client, finished_job, monkeypatch):
-    ttl = app.config["LINK_TTL_MINUTES"] * 60
+    ttl = int(app.config["LINK_TTL_MINUTES"] * 60)
     real = TimestampSigner.get_timestamp
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - ttl - 5)
     with app.app_context():
