@@ -111,9 +111,9 @@ class Store(abc.ABC):
     def finish_job(self, job_id: str, worker: str, status: str, now: datetime, **fields) -> bool:
         """Move the job from running (claimed by ``worker``) to done or failed, with result fields; True if it did."""
 
+    @abc.abstractmethod
     def release_job(self, job_id: str, worker: str, now: datetime) -> bool:
         """Put a job that ``worker`` is running back to queued (a graceful shutdown); True if it did."""
-        raise NotImplementedError
 
     @abc.abstractmethod
     def requeue_stale(self, cutoff: datetime) -> list[str]:
