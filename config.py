@@ -78,6 +78,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DOWNLOAD_READ_TIMEOUT", 15.0, float, "Seconds to wait for each chunk of an image."),
     Setting("DOWNLOAD_DEADLINE_SECONDS", 300, int, "Deadline for the whole download stage of one job."),
     Setting("MAX_IMAGE_BYTES", 20 * 1024 * 1024, int, "Largest image accepted, enforced while streaming."),
+    Setting("NEAR_DUPLICATE_DISTANCE", 6, int, "Images whose perceptual hashes differ in at most this many of 64 bits are near duplicates; the larger is kept."),
     Setting("MIN_IMAGE_SIDE", 32, int, "Images narrower or shorter than this many pixels are refused."),
     # Mail
     Setting("SMTP_HOST", None, str, "SMTP server. Unset: mail is written as .eml files to MAIL_OUTBOX and logged."),
