@@ -83,7 +83,7 @@ def fetch() -> Path:
     return lib_dir
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -148,7 +148,7 @@ class CassandraServer:
             pid = int(self.pidfile.read_text().strip())
         except (OSError, ValueError):
             return None
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return None
         cmdline = _cmdline(pid)
         if MAIN_CLASS not in cmdline or str(self.run_dir) not in cmdline:
@@ -293,7 +293,7 @@ class CassandraServer:
             if self.process is not None and self.process.pid == pid:
                 if self.process.poll() is not None:
                     return
-            elif not _pid_alive(pid):
+            elif not pid_alive(pid):
                 return
             time.sleep(0.2)
         log.warning("Cassandra pid %d ignored SIGTERM for %.0f s: SIGKILL", pid, grace)
