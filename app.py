@@ -59,7 +59,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     for command in (run_job, collect, fetch):
         app.cli.add_command(command)
-    with app.app_context():
-        db.get_store(app).init_schema()
+    try:
+        db.get_store(app)
+    except db.StoreUnavailable as exc:
+        # A restart during a database outage still serves: pages answer 503 until the database is back.
+        log.error("database unavailable at start (%s); requests answer 503 until it is back", exc)
     scheduler.init_app(app)
     return app

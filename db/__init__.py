@@ -1,7 +1,7 @@
 """The database: a ``Store`` chosen by the scheme of ``DATABASE_URL`` (sqlite:// or cassandra://).
 
-``init_app`` opens nothing: the store is created on first use in each process (after a gunicorn fork) and kept
-in ``app.extensions["store"]``. ``get_store()`` returns it for the current app.
+``init_app`` opens nothing: the store is created, and its tables made sure of, on first use in each process
+(after a gunicorn fork) and kept in ``app.extensions["store"]``. ``get_store()`` returns it for the current app.
 """
 
 from __future__ import annotations
@@ -56,7 +56,13 @@ def get_store(app: Flask | None = None) -> Store:
     holder = app.extensions["store"]
     pid = os.getpid()
     if holder.get("pid") != pid:  # first use, or first use after a fork
-        holder["store"] = open_store(app.config["DATABASE_URL"], app.config)
+        store = open_store(app.config["DATABASE_URL"], app.config)
+        try:
+            store.init_schema()  # idempotent; if the database is down nothing is kept and the next call retries
+        except BaseException:
+            store.close()
+            raise
+        holder["store"] = store
         holder["pid"] = pid
     return holder["store"]
 
@@ -82,5 +88,5 @@ def close_store(app: Flask) -> None:
 @with_appcontext
 def init_db_command() -> None:
     """Create the database tables (safe to run again)."""
-    get_store().init_schema()
+    get_store()
     click.echo(f"database ready: {current_app.config['DATABASE_URL'].split('@')[-1]}")

@@ -158,3 +158,17 @@ def test_retention_deletes_files_and_personal_data(app, finished_job):
         assert get_store().get_job(finished_job.id) is None
         assert get_store().events(finished_job.id) == []
     assert not files.zip_path(app, finished_job.id).exists()
+
+
+def test_the_app_starts_while_the_database_is_down(make_app):
+    """A dyno restarting during a database outage serves 503 pages instead of crashing."""
+    from tests.fixtures.processes import free_port
+
+    app = make_app(DATABASE_URL=f"cassandra://127.0.0.1:{free_port()}/aid", CASSANDRA_TIMEOUT_SECONDS=2,
+                   WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+    assert client.get("/").status_code == 200  # the form needs no database
+    response = client.post("/api/jobs", json={"search-query": "q", "email": "a@example.com", "images": 3,
+                                              "date": FUTURE, "time": "10:00"})
+    assert response.status_code == 503
+    assert "nothing was saved" in response.get_json()["error"]
