@@ -143,3 +143,19 @@ def test_smtp_down_when_the_job_finishes(job_app, smtp_server):
         assert [m["To"] for m in messages if "are ready" in m["Subject"]] == ["later@example.com"]
         job = store.get_job(job_id)
         assert job.mail_pending is None and "done" in job.mails_sent
+
+
+def test_every_engine_dead_sends_the_engines_error_email(job_app, smtp_server, engines):
+    for engine in ("bing", "duckduckgo", "google"):
+        engines.set_mode(engine, "dead")
+    app = job_app(IMAGE_SOURCES=["bing", "duckduckgo", "google"], DUCKDUCKGO_URL=engines.duckduckgo_url,
+                  GOOGLE_URL=engines.google_url, COLLECT_TIMEOUT_SECONDS=20)
+    job_id = _submit_now(app.test_client(), "dead@example.com", 5)
+    messages = smtp_server.wait_for(lambda msgs: any("could not be collected" in m["Subject"] for m in msgs), 120)
+    failed = [m for m in messages if "could not be collected" in m["Subject"]][0]
+    assert "the image search engines did not answer; try again later" in failed.get_body(("plain",)).get_content()
+    with app.app_context():
+        job = get_store(app).get_job(job_id)
+        events = " | ".join(e.message for e in get_store(app).events(job_id))
+    assert job.status == "failed"
+    assert "bing" in events and "duckduckgo" in events and "google" in events  # the log says why each stopped

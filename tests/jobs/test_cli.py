@@ -1,0 +1,72 @@
+"""`flask run-job`: a whole job in the terminal, without web or email, with a progress bar."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import pty
+import select
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.browser
+
+
+def _run(tmp_path, engines, *args, **env) -> tuple[int, str, str]:
+    """Run the command with stderr on a pseudo-terminal (as in a shell, where click draws its bar)."""
+    environ = {**os.environ, "SECRET_KEY": "cli", "DATABASE_URL": f"sqlite:///{tmp_path}/cli.sqlite3",
+               "DATA_DIR": str(tmp_path / "data"), "BING_URL": engines.bing_url, "IMAGE_SOURCES": "bing",
+               "ALLOW_PRIVATE_URLS": "on", "SMTP_HOST": "", **env}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "run-job", *args], cwd=ROOT,
+                            env=environ, stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    terminal = b""
+    while True:  # drain the terminal while the command runs; it ends when the child closes its side
+        ready, _, _ = select.select([leader], [], [], 180)
+        if not ready:
+            proc.kill()
+            break
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child has exited
+            break
+        if not chunk:
+            break
+        terminal += chunk
+    os.close(leader)
+    stdout = proc.stdout.read()
+    proc.wait(timeout=30)
+    return proc.returncode, stdout, terminal.decode("utf-8", "replace")
+
+
+def test_run_job_writes_the_zip(tmp_path, engines, image_server):
+    engines.reset()
+    out = tmp_path / "panda.zip"
+    code, stdout, terminal = _run(tmp_path, engines, "red panda", "-n", "15", "-o", str(out))
+    assert code == 0, terminal
+    assert f"15 images in {out}" in stdout
+    assert "red panda  [" in terminal and "0/15" in terminal and "]  15/15" in terminal  # the progress bar
+    archive = zipfile.ZipFile(out)
+    images = [n for n in archive.namelist() if n.startswith("images/")]
+    assert len(images) == 15
+    manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8"))))
+    assert sorted(row["file"] for row in manifest) == sorted(images)
+    assert not (tmp_path / "data" / "outbox").exists()  # no email
+
+
+def test_run_job_says_why_when_nothing_is_found(tmp_path, engines, image_server):
+    engines.set_mode("bing", "empty")
+    try:
+        code, _, terminal = _run(tmp_path, engines, "zzqx nothing", "-n", "5", "-o", str(tmp_path / "none.zip"))
+    finally:
+        engines.reset()
+    assert code == 1
+    assert "no images could be delivered for “zzqx nothing”" in terminal
+    assert not (tmp_path / "none.zip").exists()
