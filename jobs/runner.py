@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
-from db import DONE, FAILED, ImageUrl, get_store
+from db import DONE, FAILED, ImageUrl, Job, get_store
 from jobs import files
 from jobs.notify import notify
 from jobs.pipeline import JobFailed, JobInterrupted, build_dataset
@@ -58,6 +58,59 @@ class Heartbeat:
                 log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
 
 
+class _Recorder:
+    """Write down what a running job does: its event log, the URLs it collected, its heartbeat's progress."""
+
+    def __init__(self, store, job: Job, beat: Heartbeat):
+        self.store, self.job, self.beat = store, job, beat
+        self.stored = len(store.image_urls(job.id))  # a job run again appends after what it stored before
+
+    def event(self, message: str) -> None:
+        self.store.log_event(self.job.id, message)
+
+    def candidates(self, batch) -> None:
+        self.store.add_image_urls([
+            ImageUrl(job_id=self.job.id, email=self.job.email, url=c.image_url, page_url=c.page_url, title=c.title,
+                     source=c.source, position=self.stored + i)
+            for i, c in enumerate(batch)
+        ])
+        self.stored += len(batch)
+        self.beat.update(phase="downloading", candidates=self.stored)
+
+    def progress(self, delivered: int, want: int) -> None:
+        self.beat.update(delivered=delivered)
+
+
+def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[str | None, dict]:
+    """Run the pipeline; return the job's final status (None: put it back in the queue) and its result fields."""
+    recorder = _Recorder(store, job, beat)
+    try:
+        outcome = build_dataset(
+            job.query, job.count, job.options, app.config, files.work_dir(app, job.id), files.zip_path(app, job.id),
+            event=recorder.event, on_candidates=recorder.candidates, progress=recorder.progress,
+            should_stop=should_stop,
+        )
+        get_storage(app).save(job.id, outcome.zip_path)
+    except JobInterrupted:
+        return None, {}
+    except Exception as exc:
+        if should_stop():
+            # Whatever broke while the process was shutting down is not the job's fault: run it again.
+            log.info("job %s stopped during shutdown: %s", job.id, exc)
+            return None, {}
+        if isinstance(exc, JobFailed | ScraperError | StorageError):
+            store.log_event(job.id, f"job failed: {exc}", "error")
+            return FAILED, {"error": str(exc)}
+        log.exception("job %s failed unexpectedly", job.id)
+        store.log_event(job.id, "job failed: unexpected error", "error")
+        return FAILED, {"error": UNEXPECTED}
+    finally:
+        shutil.rmtree(files.work_dir(app, job.id), ignore_errors=True)
+    store.log_event(job.id, f"job done: {outcome.delivered} of {job.count} images")
+    return DONE, {"delivered": outcome.delivered, "candidates": outcome.candidates,
+                  "zip_name": outcome.zip_path.name, "zip_bytes": outcome.zip_bytes, "note": outcome.note}
+
+
 def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
             should_stop: Callable[[], bool] | None = None) -> str | None:
     """Run the job if this worker wins the claim; return its final status, or None when not claimed.
@@ -74,58 +127,11 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
         job = store.get_job(job_id)
         store.log_event(job_id, f"job started (attempt {job.attempts})")
         notify(store, job, "started")
-        config = app.config
-        interval = max(1.0, int(config["STALE_JOB_SECONDS"]) / 4)
-        status, fields = FAILED, {}
+        store.heartbeat(job_id, worker, _now(), phase="collecting")
+        interval = max(1.0, int(app.config["STALE_JOB_SECONDS"]) / 4)
         with Heartbeat(store, job_id, worker, interval) as beat:
-            def event(message: str) -> None:
-                store.log_event(job_id, message)
-
-            stored = len(store.image_urls(job_id))  # a job run again appends after what it stored before
-
-            def on_candidates(batch) -> None:
-                nonlocal stored
-                store.add_image_urls([
-                    ImageUrl(job_id=job_id, email=job.email, url=c.image_url, page_url=c.page_url, title=c.title,
-                             source=c.source, position=stored + i)
-                    for i, c in enumerate(batch)
-                ])
-                stored += len(batch)
-                beat.update(phase="downloading", candidates=stored)
-
-            def progress(delivered: int, want: int) -> None:
-                beat.update(delivered=delivered)
-
             beat.update(phase="collecting")
-            store.heartbeat(job_id, worker, _now(), phase="collecting")
-            try:
-                outcome = build_dataset(
-                    job.query, job.count, job.options, config, files.work_dir(app, job_id),
-                    files.zip_path(app, job_id), event=event, on_candidates=on_candidates, progress=progress,
-                    should_stop=should_stop,
-                )
-                get_storage(app).save(job_id, outcome.zip_path)
-            except JobInterrupted:
-                status = None
-            except Exception as exc:
-                if should_stop():
-                    # Whatever broke while the process was shutting down is not the job's fault: run it again.
-                    log.info("job %s stopped during shutdown: %s", job_id, exc)
-                    status = None
-                elif isinstance(exc, JobFailed | ScraperError | StorageError):
-                    fields = {"error": str(exc)}
-                    store.log_event(job_id, f"job failed: {exc}", "error")
-                else:
-                    log.exception("job %s failed unexpectedly", job_id)
-                    fields = {"error": UNEXPECTED}
-                    store.log_event(job_id, "job failed: unexpected error", "error")
-            else:
-                status = DONE
-                fields = {"delivered": outcome.delivered, "candidates": outcome.candidates,
-                          "zip_name": outcome.zip_path.name, "zip_bytes": outcome.zip_bytes, "note": outcome.note}
-                store.log_event(job_id, f"job done: {outcome.delivered} of {job.count} images")
-            finally:
-                shutil.rmtree(files.work_dir(app, job_id), ignore_errors=True)
+            status, fields = _build(app, store, job, beat, should_stop)
         if status is None:
             released = store.release_job(job_id, worker, _now())
             store.log_event(job_id, "the job was stopped by a restart; it will run again", "warning")
@@ -134,6 +140,5 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
         if not store.finish_job(job_id, worker, status, _now(), **fields):
             log.warning("job %s was taken from worker %s before it finished; its result is dropped", job_id, worker)
             return None
-        job = store.get_job(job_id)
-        notify(store, job, "done" if status == DONE else "failed")
+        notify(store, store.get_job(job_id), "done" if status == DONE else "failed")
         return status
