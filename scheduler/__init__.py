@@ -15,6 +15,7 @@ import sys
 import threading
 from datetime import UTC, datetime
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
@@ -32,6 +33,10 @@ class JobScheduler:
         self.app = app
         self.key = tasks.register(app)
         self.stopping = threading.Event()  # set on shutdown: running jobs stop at a safe point
+        # Ids of date jobs handed to the thread pool and not yet finished: APScheduler has already dropped them
+        # from its job store, so without this the poll would add them again while they wait for a thread.
+        self._in_flight: set[str] = set()
+        self._in_flight_lock = threading.Lock()
         config = app.config
         self.scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -47,8 +52,17 @@ class JobScheduler:
     def running(self) -> bool:
         return self.scheduler.running
 
+    def _track(self, event) -> None:
+        with self._in_flight_lock:
+            if event.code == EVENT_JOB_SUBMITTED:
+                self._in_flight.add(event.job_id)
+            else:
+                self._in_flight.discard(event.job_id)
+
     def start(self) -> None:
         config = self.app.config
+        self.scheduler.add_listener(self._track, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR
+                                    | EVENT_JOB_MISSED)
         self.scheduler.start()
         now = datetime.now(UTC)
         self.scheduler.add_job(tasks.maintain, "interval", args=[self.key], id="upkeep", executor="upkeep",
@@ -75,8 +89,11 @@ class JobScheduler:
             log.warning("could not read queued jobs: %s", exc)
             return 0
         added = 0
+        with self._in_flight_lock:
+            in_flight = set(self._in_flight)
         for job in queued:
-            if self.scheduler.get_job(f"job:{job.id}") is None:
+            key = f"job:{job.id}"
+            if key not in in_flight and self.scheduler.get_job(key) is None:
                 self.schedule(job.id, job.run_at)
                 added += 1
         return added

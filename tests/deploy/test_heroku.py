@@ -92,7 +92,8 @@ def test_sigterm_puts_the_running_job_back_and_it_completes_once_after_restart(p
                                                                                engines):
     engines.set_mode("bing", "slow")
     web = processes.procfile_web(SCHEDULER="worker")
-    first = processes.worker(SCHEDULER="worker", SHUTDOWN_GRACE_SECONDS="20")
+    # The slow page times out 10 s into the job (a quarter of the collect timeout): within the 20 s grace.
+    first = processes.worker(SCHEDULER="worker", SHUTDOWN_GRACE_SECONDS="20", COLLECT_TIMEOUT_SECONDS="40")
     job_id = web.submit("restart@example.com", datetime.now(UTC), 3)
     _wait_started(store, job_id)
     stopped_at = time.monotonic()
