@@ -1,4 +1,4 @@
-"""Periodic upkeep: recover interrupted jobs, delete expired data, retry unsent emails."""
+"""Periodic upkeep: recover interrupted jobs, delete expired data, reap orphaned browsers, retry unsent emails."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from flask import Flask
 from db import get_store
 from jobs import files
 from jobs.notify import retry_pending
+from scraper import browser
 from storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,15 @@ def purge_expired(app: Flask) -> int:
     return purged
 
 
+def reap_browsers(app: Flask) -> int:
+    """Kill Chromium processes left by a process of this app that was killed outright (SIGKILL, OOM)."""
+    return browser.reap_orphans()
+
+
 def maintain(app: Flask) -> None:
     """Run every periodic task; one failing (say, the database is down) does not stop the others next time."""
     with app.app_context():
-        for task in (requeue_interrupted, purge_expired):
+        for task in (requeue_interrupted, purge_expired, reap_browsers):
             try:
                 task(app)
             except Exception:

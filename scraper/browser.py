@@ -25,6 +25,9 @@ WINDOW_SIZE = "1400,1050"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 Safari/537.36"
 FALLBACK_MAJOR = "156"  # the Debian 12 package this app is deployed with
 TEMP_PREFIX = "aid-chromium-"
+# Every browser process carries its owner's pid in this variable (chromedriver passes its environment on to
+# Chromium), so browsers left behind by a process that was killed outright can be found and reaped.
+OWNER_ENV = "AID_BROWSER_OWNER"
 
 
 class BrowserUnavailable(ScraperError):
@@ -105,8 +108,9 @@ class Browser:
     """A started Chromium with its driver; `quit()` leaves no process and no profile folder behind."""
 
     def __init__(self, chrome_bin: str, chromedriver: str, *, page_timeout: float = 20.0) -> None:
+        reap_orphans()
         self.user_data_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
-        self._service = Service(executable_path=chromedriver)
+        self._service = Service(executable_path=chromedriver, env={**os.environ, OWNER_ENV: str(os.getpid())})
         try:
             self.driver = webdriver.Chrome(service=self._service, options=_options(chrome_bin, self.user_data_dir))
         except (WebDriverException, OSError) as exc:
@@ -174,6 +178,43 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _owner(pid: int) -> int | None:
+    """The pid in a process's OWNER_ENV variable, or None when it has none (or is not ours to read)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = f"{OWNER_ENV}=".encode()
+    for item in environ.split(b"\0"):
+        if item.startswith(prefix):
+            try:
+                return int(item[len(prefix):])
+            except ValueError:
+                return None
+    return None
+
+
+def reap_orphans() -> int:
+    """Kill browser processes whose owner died without quitting them (SIGKILL, out of memory); return how many.
+
+    Called before every browser start and by the app's periodic upkeep. Their profile folders are deleted too.
+    """
+    orphans: dict[int, str] = {}
+    for pid, (_, cmdline) in _process_table().items():
+        owner = _owner(pid)
+        if owner is not None and owner != os.getpid() and not _alive(owner):
+            orphans[pid] = cmdline
+    for pid in orphans:
+        _kill(pid)
+    folders = {m.group(1) for cmd in orphans.values() if (m := re.search(r"--user-data-dir=(\S+)", cmd))}
+    for folder in folders:
+        if Path(folder).name.startswith(TEMP_PREFIX):
+            shutil.rmtree(folder, ignore_errors=True)
+    if orphans:
+        log.warning("killed %d browser processes left by processes that died", len(orphans))
+    return len(orphans)
 
 
 def start(chrome_bin: str = "/usr/bin/chromium", chromedriver: str = "/usr/bin/chromedriver", **kwargs) -> Browser:
