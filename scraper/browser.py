@@ -208,6 +208,9 @@ def reap_orphans() -> int:
             orphans[pid] = cmdline
     for pid in orphans:
         _kill(pid)
+    deadline = time.monotonic() + 5  # a killed Chromium may still write to its profile for a moment
+    while any(_alive(pid) for pid in orphans) and time.monotonic() < deadline:
+        time.sleep(0.05)
     folders = {m.group(1) for cmd in orphans.values() if (m := re.search(r"--user-data-dir=(\S+)", cmd))}
     for folder in folders:
         if Path(folder).name.startswith(TEMP_PREFIX):
