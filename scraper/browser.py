@@ -109,7 +109,7 @@ class Browser:
 
     def __init__(self, chrome_bin: str, chromedriver: str, *, page_timeout: float = 20.0) -> None:
         reap_orphans()
-        self.user_data_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX)
+        self.user_data_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
         self._service = Service(executable_path=chromedriver, env={**os.environ, OWNER_ENV: str(os.getpid())})
         try:
             self.driver = webdriver.Chrome(service=self._service, options=_options(chrome_bin, self.user_data_dir))
@@ -201,19 +201,27 @@ def reap_orphans() -> int:
 
     Called before every browser start and by the app's periodic upkeep. Their profile folders are deleted too.
     """
-    orphans: dict[int, str] = {}
-    for pid, (_, cmdline) in _process_table().items():
+    table = _process_table()
+    orphans: set[int] = set()
+    for pid in table:
         owner = _owner(pid)
         if owner is not None and owner != os.getpid() and not _alive(owner):
-            orphans[pid] = cmdline
+            # Chromium starts its helpers (zygotes, GPU, renderers) with a clean environment: take them by descent.
+            orphans |= {pid} | _descendants(pid, table)
     for pid in orphans:
         _kill(pid)
     deadline = time.monotonic() + 5  # a killed Chromium may still write to its profile for a moment
     while any(_alive(pid) for pid in orphans) and time.monotonic() < deadline:
         time.sleep(0.05)
-    folders = {m.group(1) for cmd in orphans.values() if (m := re.search(r"--user-data-dir=(\S+)", cmd))}
+    # The killed browsers' profile folders, and any other folder named aid-chromium-<pid>-... of a dead owner.
+    folders = {Path(m.group(1)) for pid in orphans
+               if (m := re.search(r"--user-data-dir=(\S+)", table.get(pid, (0, ""))[1]))}
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        owner = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+            folders.add(folder)
     for folder in folders:
-        if Path(folder).name.startswith(TEMP_PREFIX):
+        if folder.name.startswith(TEMP_PREFIX):
             shutil.rmtree(folder, ignore_errors=True)
     if orphans:
         log.warning("killed %d browser processes left by processes that died", len(orphans))

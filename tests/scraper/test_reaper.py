@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +48,22 @@ def test_a_killed_owners_browser_is_reaped():
         time.sleep(0.1)
     assert _marked_by(proc.pid) == set()
     assert not Path(profile).exists()
+
+
+def test_a_dead_owners_profile_folder_is_deleted_even_without_processes(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=10)  # a pid that is surely dead now
+    folder = Path(tempfile.gettempdir()) / f"{browser.TEMP_PREFIX}{proc.pid}-test"
+    folder.mkdir()
+    (folder / "Local State").write_text("{}")
+    live = Path(tempfile.mkdtemp(prefix=f"{browser.TEMP_PREFIX}{os.getpid()}-"))
+    try:
+        browser.reap_orphans()
+        assert not folder.exists()
+        assert live.exists()  # this process is alive: its folder stays
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)
 
 
 def test_browsers_of_a_live_owner_are_left_alone():
