@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-FORMATS = frozenset({"jpeg", "png", "webp", "gif"})
+FORMAT_NAMES = ("jpeg", "png", "webp", "gif")  # the order forms and messages list them in
+FORMATS = frozenset(FORMAT_NAMES)
 _ALIASES = {"jpg": "jpeg"}
 
 

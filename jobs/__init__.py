@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from flask import current_app
 
 from db import Job, get_store
-from web.validation import Submission
+from jobs.validation import Submission
 
 
 def new_job_id() -> str:

@@ -10,7 +10,7 @@ from flask import Flask
 from db import get_store
 from jobs import files
 from jobs.notify import retry_pending
-from scraper import browser
+from scraper import reap_orphans
 from storage import get_storage
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def purge_expired(app: Flask) -> int:
 
 def reap_browsers(app: Flask) -> int:
     """Kill Chromium processes left by a process of this app that was killed outright (SIGKILL, OOM)."""
-    return browser.reap_orphans()
+    return reap_orphans()
 
 
 def maintain(app: Flask) -> None:

@@ -11,8 +11,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from jobs.pipeline import JobFailed, build_dataset
+from jobs.validation import FORMATS
 from scraper import ScraperError
-from web.validation import FORMATS
 
 
 @click.command("run-job")

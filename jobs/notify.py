@@ -10,7 +10,7 @@ from flask import current_app
 import mailer
 from db import FINISHED, Job, Store
 from jobs.files import download_name
-from web.links import human_size, local_time, make_download_token, public_url
+from jobs.links import human_size, local_time, make_download_token, public_url
 
 log = logging.getLogger(__name__)
 

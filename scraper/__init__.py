@@ -8,6 +8,8 @@ Interface used by the rest of the app::
         batch = collector.collect(want)   # up to `want` new unique Candidates; fewer, even [], once all ran dry
         collector.reports                 # [EngineReport(engine, count, stopped), ...], in IMAGE_SOURCES order
 
+    reap_orphans()   # kill the Chromium of processes that died without quitting it (periodic upkeep)
+
 Engines (``bing``, ``duckduckgo``, ``google``; one module each, selectors in a dated constants block) are tried in
 IMAGE_SOURCES order; when one is blocked, fails or runs dry, the next fills the remainder. Each engine is a
 generator, so a second ``collect()`` continues where the first stopped. Duplicates across engines are removed by
@@ -23,8 +25,9 @@ Exceptions::
     └── BrowserUnavailable     (inside the package) Chromium or chromedriver would not start
 """
 
+from .browser import reap_orphans
 from .candidate import Candidate
 from .collector import Collector, EngineReport
 from .errors import EnginesUnavailable, ScraperError
 
-__all__ = ["Candidate", "Collector", "EngineReport", "EnginesUnavailable", "ScraperError"]
+__all__ = ["Candidate", "Collector", "EngineReport", "EnginesUnavailable", "ScraperError", "reap_orphans"]

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, current_app, jsonify, request, url_for
 
 import jobs
 from db import get_store
-from web.validation import validate_submission
+from jobs.validation import validate_submission
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

@@ -10,9 +10,9 @@ from werkzeug.datastructures import MultiDict
 import jobs
 from db import DONE, get_store
 from jobs import files
+from jobs.links import LinkExpired, LinkInvalid, local_time, read_download_token
+from jobs.validation import FORMATS, validate_submission
 from storage import StorageError, get_storage
-from web.links import LinkExpired, LinkInvalid, local_time, read_download_token
-from web.validation import FORMATS, validate_submission
 
 bp = Blueprint("web", __name__)
 

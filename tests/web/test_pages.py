@@ -11,7 +11,7 @@ from itsdangerous import TimestampSigner
 
 from db import DONE, Job, get_store
 from jobs import files
-from web.links import make_download_token
+from jobs.links import make_download_token
 
 FUTURE = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%d")
 

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
-FORMATS = ("jpeg", "png", "webp", "gif")
+from downloader.options import FORMAT_NAMES as FORMATS
+
 # A time picked "now" is a few seconds old when it arrives; within this it runs at once instead of being refused.
 PAST_GRACE = timedelta(seconds=60)
 MAX_DIMENSION = 10000
