@@ -10,16 +10,15 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from scraper.candidate import Candidate
-
+from .candidates import ListedURL
 from .options import FORMATS, DownloadOptions
 from .package import write_reports
 from .stage import download_images
 
 
-def read_candidates(path: Path) -> list[Candidate]:
+def read_candidates(path: Path) -> list[ListedURL]:
     """Read one URL per line, or the JSON lines `flask collect` prints; skip blank lines and # comments."""
-    found = []
+    found: list[ListedURL] = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -28,7 +27,7 @@ def read_candidates(path: Path) -> list[Candidate]:
             try:
                 fields = json.loads(line)
                 found.append(
-                    Candidate(
+                    ListedURL(
                         image_url=fields["image_url"],
                         page_url=fields.get("page_url"),
                         title=fields.get("title"),
@@ -38,7 +37,7 @@ def read_candidates(path: Path) -> list[Candidate]:
             except (ValueError, KeyError, TypeError) as exc:
                 raise click.BadParameter(f"line {number} is not a candidate: {exc}", param_hint="URLS") from exc
         else:
-            found.append(Candidate(image_url=line, source="file"))
+            found.append(ListedURL(image_url=line))
     return found
 
 
@@ -67,7 +66,7 @@ def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, mi
     want = number or len(candidates)
     queue = iter(candidates)
 
-    def more(count: int) -> list[Candidate]:
+    def more(count: int) -> list[ListedURL]:
         return [candidate for _, candidate in zip(range(count), queue, strict=False)]
 
     out_dir.mkdir(parents=True, exist_ok=True)

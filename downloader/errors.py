@@ -37,6 +37,12 @@ class Stopped(FetchError):
     kind = "unfinished"
 
 
+class NotForAI(DownloadError):
+    """The site asks, with ``X-Robots-Tag: noai`` or ``noimageai``, that the image not be used for AI."""
+
+    kind = "noai"
+
+
 class InvalidImage(DownloadError):
     """The bytes are not a whole, decodable image (HTML, truncated, empty, a decompression bomb)."""
 

@@ -1,4 +1,10 @@
-"""Fetch one image URL to a file: redirects re-checked, retries that honour Retry-After, a size cap while streaming."""
+"""Fetch one image URL to a file: redirects re-checked, back-off by cause, a size cap while streaming.
+
+Back-off by cause: a 429 or 503, or a 5xx with ``Retry-After``, speaks for the whole host, which is held for as
+long as it asked (or an exponential back-off) before this URL is tried again; a 500, 502 or 504 is that file's
+problem and is retried once after a short pause, other hosts' and this host's other URLs going on meanwhile;
+404, 410 and every other 4xx fail at once.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,11 @@ from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
-from .errors import FetchError, Stopped, TooLarge
+from .errors import FetchError, NotForAI, Stopped, TooLarge
 from .guard import check_url
+from .hosts import Hosts
 from .options import DownloadOptions
 
 logger = logging.getLogger(__name__)
@@ -24,6 +32,13 @@ logger = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 _REDIRECTS = {301, 302, 303, 307, 308}
 _ACCEPT = "image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8"
+HOST_BUSY = frozenset({429, 503})  # the host asks every client to slow down
+RETRY_ONCE = frozenset({500, 502, 504})  # this URL failed on the server; one more try may work
+OVERLOAD = frozenset({429, 502, 503, 504})  # answers that lower the host's limit
+RETRY_PAUSE = 0.5  # seconds before the one retry of a 500, 502 or 504
+ROBOTS_TOKEN = "advancedimagedownloader"  # the user-agent token X-Robots-Tag directives may be addressed to
+NOAI_DIRECTIVES = frozenset({"noai", "noimageai"})
+_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,30 @@ def retry_after(response: requests.Response, attempt: int) -> float:
     return backoff + random.uniform(0, backoff / 4)
 
 
+def ai_refusal(values: list[str], token: str = ROBOTS_TOKEN) -> str | None:
+    """Return the ``noai``/``noimageai`` directive of X-Robots-Tag header ``values`` meant for us, or None.
+
+    A value is ``directive, directive`` (for every robot) or ``token: directive, ...`` (for the robot ``token``).
+    """
+    for value in values:
+        head, colon, rest = value.partition(":")
+        addressed = colon and "," not in head and head.strip().lower() not in _VALUED_DIRECTIVES
+        if addressed and head.strip().lower() != token:
+            continue
+        for directive in (rest if addressed else value).split(","):
+            if directive.strip().lower() in NOAI_DIRECTIVES:
+                return directive.strip().lower()
+    return None
+
+
+def _robots_tags(response: requests.Response) -> list[str]:
+    raw = getattr(response.raw, "headers", None)
+    if raw is not None and hasattr(raw, "getlist"):
+        return list(raw.getlist("X-Robots-Tag"))  # each header line on its own: requests would join them
+    value = response.headers.get("X-Robots-Tag")
+    return [value] if value else []
+
+
 def _describe(exc: requests.RequestException) -> str:
     text = str(exc)
     if isinstance(exc, requests.ConnectTimeout):
@@ -77,12 +116,19 @@ def _describe(exc: requests.RequestException) -> str:
 class Fetcher:
     """Fetch URLs with a shared connection pool; one per stage, used from many threads."""
 
-    def __init__(self, adapter, options: DownloadOptions, stop: threading.Event, deadline_at: float) -> None:
+    def __init__(
+        self,
+        adapter: HTTPAdapter,
+        options: DownloadOptions,
+        stop: threading.Event,
+        deadline_at: float,
+        hosts: Hosts,
+    ) -> None:
         self.adapter = adapter
         self.options = options
         self.stop = stop
         self.deadline_at = deadline_at
-        self.host_not_before: dict[str, float] = {}  # hosts that asked us to wait (Retry-After)
+        self.hosts = hosts
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -108,13 +154,19 @@ class Fetcher:
                     continue
                 if response.status_code != 200:
                     raise FetchError(f"HTTP {response.status_code}")
+                if self.options.respect_noai and (directive := ai_refusal(_robots_tags(response))):
+                    raise NotForAI(f"the site asks that this image not be used for AI (X-Robots-Tag: {directive})")
                 return self._stream(response, current, out)
         raise FetchError(f"more than {self.options.max_redirects} redirects")
 
     def _get(self, url: str, referer: str | None) -> requests.Response:
+        """GET ``url`` (headers only), backing off by cause; return an answer under 400 or raise why not."""
         options = self.options
+        host = host_key(url)
         headers = {"Referer": referer} if referer else None
-        for attempt in range(options.retries + 1):
+        waits = 0  # times the host asked us to wait
+        retried = False  # the one retry of a 500, 502 or 504 is used
+        for _attempt in range(options.retries + 3):
             if self.stop.is_set():
                 raise Stopped("the download stage ended")
             try:
@@ -126,22 +178,37 @@ class Fetcher:
                     timeout=(options.connect_timeout, options.read_timeout),
                 )
             except requests.RequestException as exc:
+                if isinstance(exc, requests.Timeout | requests.ConnectionError):
+                    self.hosts.overloaded(host)
                 raise FetchError(_describe(exc)) from exc
             status = response.status_code
-            if status != 429 and status < 500:
+            if status < 400:
+                self.hosts.answered(host, response.elapsed.total_seconds())
                 return response
             response.close()
-            wait = retry_after(response, attempt)
-            if attempt == options.retries:
-                raise FetchError(f"HTTP {status}, still after {attempt + 1} attempts")
-            if wait > options.max_retry_wait or time.monotonic() + wait > self.deadline_at:
-                raise FetchError(f"HTTP {status}: the server asked to wait {wait:.0f} s, longer than we can")
-            host = host_key(url)
-            self.host_not_before[host] = max(self.host_not_before.get(host, 0.0), time.monotonic() + wait)
-            logger.debug("HTTP %s from %s; retrying in %.1f s", status, url, wait)
+            if status in OVERLOAD:
+                self.hosts.overloaded(host)
+            asked = bool(response.headers.get("Retry-After", "").strip())
+            if status in HOST_BUSY or (asked and status >= 500):
+                if waits == options.retries:
+                    raise FetchError(f"HTTP {status}, still after {waits + 1} attempts")
+                wait = retry_after(response, waits)
+                waits += 1
+                if wait > options.max_retry_wait or time.monotonic() + wait > self.deadline_at:
+                    raise FetchError(f"HTTP {status}: the server asked to wait {wait:.0f} s, longer than we can")
+                self.hosts.hold(host, time.monotonic() + wait)
+                logger.debug("HTTP %s from %s; holding %s for %.1f s", status, url, host, wait)
+            elif status in RETRY_ONCE and not retried:
+                retried = True
+                wait = RETRY_PAUSE + random.uniform(0, RETRY_PAUSE / 4)
+                logger.debug("HTTP %s from %s; retrying this URL once in %.1f s", status, url, wait)
+            elif status in RETRY_ONCE:
+                raise FetchError(f"HTTP {status}, still after 2 attempts")
+            else:
+                raise FetchError(f"HTTP {status}")
             if self.stop.wait(wait):
                 raise Stopped("the download stage ended")
-        raise AssertionError("unreachable")
+        raise FetchError("the server kept asking to try again")
 
     def _stream(self, response: requests.Response, url: str, out: BinaryIO) -> Fetched:
         limit = self.options.max_bytes

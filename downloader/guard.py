@@ -1,10 +1,11 @@
 """Refuse URLs that lead to non-public addresses, and connect only to the address that was checked.
 
-Every new connection resolves its host once, refuses it when *any* address is loopback, private, link-local,
-multicast, reserved or otherwise not global (IPv4 and IPv6, including IPv4-mapped and 6to4 forms), and then
-connects to those same checked addresses: there is no second lookup an attacker's DNS could answer differently
-(no DNS-rebinding window). TLS still verifies the certificate against the host name. Because the check sits in
-the connection itself, it applies to the first request and to every redirect alike.
+A stage resolves each host once, refuses it when *any* address is loopback, private, link-local, multicast,
+reserved or otherwise not global (IPv4 and IPv6, including IPv4-mapped and 6to4 forms), and then connects every
+connection to that host to those same checked addresses for the rest of the stage: there is no second lookup an
+attacker's DNS could answer differently (no DNS-rebinding window), and no lookup per URL. TLS still verifies the
+certificate against the host name. Because the check sits in the connection itself, it applies to the first
+request and to every redirect alike.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from .errors import BlockedURL, FetchError, Stopped
+from .errors import BlockedURL, DownloadError, FetchError, Stopped
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -72,9 +73,27 @@ class Guard:
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._aborted = False
+        self._checked: dict[tuple[str, int], list[str] | DownloadError] = {}  # the answer for each host, once
+        self._resolving: dict[tuple[str, int], threading.Lock] = {}
 
     def addresses(self, host: str, port: int) -> list[str]:
-        """Return the addresses to connect to, refusing the host when any of them is not public."""
+        """Return the checked addresses of ``host``, resolved once per stage; refuse it when any is not public."""
+        key = (host.lower(), port)
+        with self._lock:
+            one_at_a_time = self._resolving.setdefault(key, threading.Lock())
+        with one_at_a_time:  # threads asking for the same host wait for the first lookup instead of repeating it
+            answer = self._checked.get(key)
+            if answer is None:
+                try:
+                    answer = self._resolve(host, port)
+                except DownloadError as exc:
+                    answer = exc
+                self._checked[key] = answer
+        if isinstance(answer, DownloadError):
+            raise type(answer)(answer.reason)
+        return answer
+
+    def _resolve(self, host: str, port: int) -> list[str]:
         try:
             found = self.resolver(host, port)
         except OSError as exc:

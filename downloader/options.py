@@ -27,7 +27,8 @@ class DownloadOptions:
     """Limits, politeness and filters of one download stage."""
 
     threads: int = 32
-    per_host: int = 4
+    per_host: int = 4  # downloads at once per host to start with
+    per_host_max: int = 16  # the most the per-host limit may grow to while a host answers quickly
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
     deadline: float = 300.0
@@ -38,8 +39,9 @@ class DownloadOptions:
     formats: frozenset[str] = FORMATS
     near_distance: int = 6
     allow_private: bool = False
+    respect_noai: bool = True  # refuse images served with X-Robots-Tag: noai or noimageai
     max_redirects: int = 5
-    retries: int = 2  # extra attempts after a 429 or 5xx
+    retries: int = 2  # extra attempts after a 429 or 503 (a 500, 502 or 504 is retried once)
     max_retry_wait: float = 30.0  # a longer Retry-After gives up on that URL
     max_pixels: int = 50_000_000  # larger images are refused as decompression bombs
     image_time_limit: float = 60.0  # one image may not trickle in for longer than this
@@ -52,6 +54,8 @@ class DownloadOptions:
     def __post_init__(self) -> None:
         if self.threads < 1 or self.per_host < 1:
             raise ValueError("threads and per_host must be at least 1")
+        if self.per_host_max < self.per_host:
+            raise ValueError(f"per_host_max ({self.per_host_max}) must be at least per_host ({self.per_host})")
         object.__setattr__(self, "formats", normalize_formats(self.formats))
 
     @property
@@ -73,6 +77,10 @@ class DownloadOptions:
         options = cls(
             threads=int(config.get("DOWNLOAD_THREADS", base.threads)),
             per_host=int(config.get("DOWNLOAD_PER_HOST", base.per_host)),
+            per_host_max=max(
+                int(config.get("DOWNLOAD_PER_HOST", base.per_host)),
+                int(config.get("DOWNLOAD_PER_HOST_MAX", base.per_host_max)),
+            ),
             connect_timeout=float(config.get("DOWNLOAD_CONNECT_TIMEOUT", base.connect_timeout)),
             read_timeout=float(config.get("DOWNLOAD_READ_TIMEOUT", base.read_timeout)),
             deadline=float(config.get("DOWNLOAD_DEADLINE_SECONDS", base.deadline)),
@@ -80,6 +88,7 @@ class DownloadOptions:
             min_side=int(config.get("MIN_IMAGE_SIDE", base.min_side)),
             near_distance=int(config.get("NEAR_DUPLICATE_DISTANCE", base.near_distance)),
             allow_private=bool(config.get("ALLOW_PRIVATE_URLS", base.allow_private)),
+            respect_noai=bool(config.get("RESPECT_NOAI", base.respect_noai)),
             min_width=int(min_width or 0),
             min_height=int(min_height or 0),
             formats=normalize_formats(formats),

@@ -13,11 +13,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from .candidates import CandidateLike
+from .duplicates import Copy, Duplicates
 from .errors import DownloadError
 from .fetch import Fetched, Fetcher, host_key
 from .guard import Guard, GuardedAdapter, check_url
+from .hosts import Hosts
 from .options import DownloadOptions
 from .records import DownloadResult, Failure, ImageRecord
 from .validate import ImageInfo, inspect
@@ -36,6 +38,7 @@ _LABELS = {  # failure kind -> words in the shortfall sentence
     "too_small": "too small",
     "filtered": "in formats not asked for",
     "too_large": "too large",
+    "noai": "asked not to be used for AI",
     "duplicate": "duplicates",
     "unfinished": "unfinished",
 }
@@ -44,7 +47,7 @@ _LABELS = {  # failure kind -> words in the shortfall sentence
 @dataclass
 class _Task:
     index: int
-    candidate: Any  # scraper.candidate.Candidate or anything with the same attributes
+    candidate: CandidateLike
     host: str
 
     @property
@@ -60,9 +63,11 @@ class _Done:
     info: ImageInfo | None = None
     error: DownloadError | None = None
 
-    @property
-    def area(self) -> int:
-        return self.info.width * self.info.height if self.info else 0
+    def copy(self) -> Copy:
+        """The facts the duplicate check needs about this checked image."""
+        assert self.fetched is not None and self.info is not None
+        area = self.info.width * self.info.height
+        return Copy(self.task.index, self.task.url, self.fetched.sha256, self.info.phash, area)
 
 
 def _work(task: _Task, fetcher: Fetcher, parts: Path, options: DownloadOptions) -> _Done:
@@ -85,7 +90,15 @@ def _work(task: _Task, fetcher: Fetcher, parts: Path, options: DownloadOptions) 
 class _Stage:
     """The state of one run of download_images; everything here runs in the calling thread."""
 
-    def __init__(self, more, want: int, out_dir: Path, options: DownloadOptions, progress, should_stop) -> None:
+    def __init__(
+        self,
+        more: Callable[[int], Sequence[CandidateLike]],
+        want: int,
+        out_dir: Path,
+        options: DownloadOptions,
+        progress: Callable[[int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
         self.more = more
         self.want = want
         self.out_dir = out_dir
@@ -95,13 +108,14 @@ class _Stage:
         self.result = DownloadResult(want=want)
         self.deadline_at = time.monotonic() + options.deadline
         self.pending: deque[_Task] = deque()
-        self.in_flight: dict[Future, _Task] = {}
+        self.in_flight: dict[Future[_Done], _Task] = {}
         self.busy: Counter[str] = Counter()
+        self.hosts = Hosts(options.per_host, options.per_host_max)
         self.seen_urls: set[str] = set()
         self.exhausted = False
         self.capped = False
-        self.kept: dict[int, _Done] = {}
-        self.by_sha: dict[str, int] = {}
+        self.duplicates = Duplicates(options.near_distance)
+        self.kept: dict[int, _Done] = {}  # rank -> the checked download, for every copy the duplicates keep
         self.reported = -1
 
     # -- candidates ---------------------------------------------------------------------------------------------
@@ -143,55 +157,29 @@ class _Stage:
         limit = min(self.options.threads, max(4, 2 * remaining))
         now = time.monotonic()
         skipped: deque[_Task] = deque()
+        full: set[str] = set()  # hosts seen busy or held in this pass: their other tasks need no second look
         while self.pending and len(self.in_flight) < limit:
             task = self.pending.popleft()
-            if self.busy[task.host] >= self.options.per_host or fetcher.host_not_before.get(task.host, 0) > now:
+            if task.host in full or not self.hosts.ready(task.host, self.busy[task.host], now):
+                full.add(task.host)
                 skipped.append(task)
                 continue
             self.busy[task.host] += 1
             self.in_flight[pool.submit(_work, task, fetcher, parts, self.options)] = task
         self.pending.extendleft(reversed(skipped))  # skipped ones keep their place in the queue
 
-    def collect(self, done: _Done) -> None:
-        url = done.task.url
+    def receive(self, done: _Done) -> None:
+        """Take one finished download: list its failure, or keep it unless a better copy is already kept."""
         if done.error is not None:
-            self.fail(url, done.error.reason, done.error.kind)
+            self.fail(done.task.url, done.error.reason, done.error.kind)
             return
-        assert done.fetched is not None and done.info is not None
-        # Of two copies keep the larger; of equal ones the better-ranked, so the outcome never depends on timing.
-        twin = self.by_sha.get(done.fetched.sha256)
-        if twin is not None:
-            self.settle(done, self.kept[twin], "exact duplicate of")
-            return
-        near, distance = self.nearest(done.info.phash)
-        if near is not None and distance <= self.options.near_distance:
-            self.settle(done, near, f"near duplicate (distance {distance}) of the larger")
-            return
-        self.keep(done)
-
-    def settle(self, new: _Done, old: _Done, words: str) -> None:
-        """Keep one of two copies, the larger or else the better-ranked; list the other with the reason."""
-        keep, drop = (new, old) if (new.area, -new.task.index) > (old.area, -old.task.index) else (old, new)
-        if keep is new:
-            del self.kept[old.task.index]
-            del self.by_sha[old.fetched.sha256]
-            self.keep(new)
-        if keep.area == drop.area:
-            words = words.replace("the larger", "the better-ranked")
-        drop.part.unlink(missing_ok=True)
-        self.fail(drop.task.url, f"{words} {keep.task.url}", "duplicate")
-
-    def keep(self, done: _Done) -> None:
-        self.kept[done.task.index] = done
-        self.by_sha[done.fetched.sha256] = done.task.index
-
-    def nearest(self, phash: int) -> tuple[_Done | None, int]:
-        best, best_distance = None, 65
-        for kept in self.kept.values():
-            distance = (kept.info.phash ^ phash).bit_count()
-            if distance < best_distance:
-                best, best_distance = kept, distance
-        return best, best_distance
+        dropped = self.duplicates.add(done.copy())
+        if dropped is None or dropped.copy.rank != done.task.index:
+            self.kept[done.task.index] = done
+        if dropped is not None:
+            loser = self.kept.pop(dropped.copy.rank, done)
+            loser.part.unlink(missing_ok=True)
+            self.fail(dropped.copy.url, dropped.reason, "duplicate")
 
     def report(self) -> None:
         delivered = min(len(self.kept), self.want)
@@ -211,9 +199,9 @@ class _Stage:
         parts.mkdir(exist_ok=True)
         options = self.options
         guard = Guard(options.allow_private, options.trusted_hosts, options.resolver)
-        adapter = GuardedAdapter(guard, pool_maxsize=options.per_host)
+        adapter = GuardedAdapter(guard, pool_maxsize=options.per_host_max)
         stop = threading.Event()
-        fetcher = Fetcher(adapter, options, stop, self.deadline_at)
+        fetcher = Fetcher(adapter, options, stop, self.deadline_at, self.hosts)
         pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="download")
         started = time.monotonic()
         try:
@@ -279,7 +267,7 @@ class _Stage:
             for future in finished:
                 task = self.in_flight.pop(future)
                 self.busy[task.host] -= 1
-                self.collect(future.result())
+                self.receive(future.result())
             self.report()
 
     def finish(self, images: Path) -> None:
@@ -327,7 +315,7 @@ class _Stage:
 
 
 def download_images(
-    more: Callable[[int], Sequence[Any]],
+    more: Callable[[int], Sequence[CandidateLike]],
     want: int,
     out_dir: Path,
     options: DownloadOptions,

@@ -154,7 +154,7 @@ def test_per_host_cap(tmp_path):
     server = start_image_server(latency=0.1)
     try:
         urls = [server.url_for(f"cap{i}") for i in range(16)]
-        options = DownloadOptions(threads=12, per_host=3, **FAST)
+        options = DownloadOptions(threads=12, per_host=3, per_host_max=3, **FAST)
         server.reset_peak()
         result = download_images(Feed(urls), 16, tmp_path, options)
         assert len(result.images) == 16
