@@ -1,12 +1,12 @@
 """The database: a ``Store`` chosen by the scheme of ``DATABASE_URL`` (sqlite:// or cassandra://).
 
 ``init_app`` opens nothing: the store is created, and its tables made sure of, on first use in each process
-(after a gunicorn fork) and kept in ``app.extensions["store"]``. ``get_store()`` returns it for the current app.
+(after a gunicorn fork) and kept by the ``PerProcess`` in ``app.extensions["store"]``. ``get_store()`` returns it
+for the current app.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from db.base import (
     StoreError,
     StoreUnavailable,
 )
+from db.per_process import PerProcess
 
 __all__ = [
     "DONE", "FAILED", "FINISHED", "QUEUED", "RUNNING", "Event", "ImageUrl", "Job", "Store", "StoreError",
@@ -53,33 +54,32 @@ def open_store(url: str, config: Mapping[str, Any] | None = None) -> Store:
 def get_store(app: Flask | None = None) -> Store:
     """Return this process's store for ``app`` (the current app by default), opening it on first use."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    holder = app.extensions["store"]
-    pid = os.getpid()
-    if holder.get("pid") != pid:  # first use, or first use after a fork
-        store = open_store(app.config["DATABASE_URL"], app.config)
-        try:
-            store.init_schema()  # idempotent; if the database is down nothing is kept and the next call retries
-        except BaseException:
-            store.close()
-            raise
-        holder["store"] = store
-        holder["pid"] = pid
-    return holder["store"]
+    holder: PerProcess[Store] = app.extensions["store"]
+    return holder.get(lambda: _open_ready(app))
+
+
+def _open_ready(app: Flask) -> Store:
+    store = open_store(app.config["DATABASE_URL"], app.config)
+    try:
+        store.init_schema()  # idempotent; if the database is down nothing is kept and the next call retries
+    except BaseException:
+        store.close()
+        raise
+    return store
 
 
 def init_app(app: Flask) -> None:
     """Register the store holder, the default SQLite location and the ``init-db`` command."""
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = "sqlite:///" + str(Path(app.instance_path) / "aid.sqlite3")
-    app.extensions["store"] = {}
+    app.extensions["store"] = PerProcess()
     app.cli.add_command(init_db_command)
 
 
 def close_store(app: Flask) -> None:
     """Close this process's store, if it was opened."""
-    holder = app.extensions.get("store", {})
-    store = holder.pop("store", None)
-    holder.pop("pid", None)
+    holder: PerProcess[Store] | None = app.extensions.get("store")
+    store = holder.pop() if holder is not None else None
     if store is not None:
         store.close()
 

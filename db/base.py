@@ -11,7 +11,7 @@ layer turns it into a 503 "nothing was saved, please retry").
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 QUEUED = "queued"
@@ -39,7 +39,7 @@ class Job:
     timezone: str = "UTC"
     options: dict = field(default_factory=dict)  # filters and sources, JSON-serialisable
     status: str = QUEUED
-    phase: str = "queued"  # queued, collecting, downloading, packaging, done, failed
+    phase: str = "queued"  # queued, collecting, downloading (also while the zip is built), done, failed
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -54,6 +54,31 @@ class Job:
     note: str | None = None  # e.g. the shortfall explanation
     mails_sent: list[str] = field(default_factory=list)  # kinds delivered: started, done, failed
     mail_pending: str | None = None  # a kind whose send failed and waits for the periodic retry
+
+
+# The jobs table has one column per Job field, of the same name, in this order (both backends).
+JOB_COLUMNS = tuple(f.name for f in fields(Job))
+DATETIME_FIELDS = frozenset({"run_at", "created_at", "started_at", "finished_at", "heartbeat_at"})
+# Progress and result fields a worker may write; the status changes only through the conditional methods.
+WRITABLE = frozenset({"phase", "candidates", "delivered", "zip_name", "zip_bytes", "error", "note", "started_at",
+                      "finished_at"})
+
+
+def writable_names(values: dict) -> list[str]:
+    """Return the names of ``values`` sorted, refusing any field a worker may not write."""
+    unknown = set(values) - WRITABLE
+    if unknown:
+        raise ValueError(f"cannot write job fields {sorted(unknown)} here")
+    return sorted(values)
+
+
+def finish_fields(status: str, now: datetime, values: dict) -> dict:
+    """Return the fields ``finish_job`` writes: ``values`` with the finish time and the phase (the status)."""
+    if status not in (DONE, FAILED):
+        raise ValueError(f"a job finishes as done or failed, not {status!r}")
+    values = {"finished_at": now, "phase": status, **values}
+    writable_names(values)
+    return values
 
 
 @dataclass

@@ -7,64 +7,49 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import overload
 
-from db.base import DONE, FAILED, QUEUED, RUNNING, Event, ImageUrl, Job, Store, StoreError, StoreUnavailable
+from db.base import (
+    DATETIME_FIELDS,
+    DONE,
+    FAILED,
+    JOB_COLUMNS,
+    QUEUED,
+    RUNNING,
+    Event,
+    ImageUrl,
+    Job,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    finish_fields,
+    writable_names,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    query TEXT NOT NULL,
-    email TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    run_at TEXT NOT NULL,
-    timezone TEXT NOT NULL,
-    options TEXT NOT NULL DEFAULT '{}',
-    status TEXT NOT NULL,
-    phase TEXT NOT NULL,
-    created_at TEXT,
-    started_at TEXT,
-    finished_at TEXT,
-    heartbeat_at TEXT,
-    claimed_by TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    candidates INTEGER NOT NULL DEFAULT 0,
-    delivered INTEGER NOT NULL DEFAULT 0,
-    zip_name TEXT,
-    zip_bytes INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    note TEXT,
-    mails_sent TEXT NOT NULL DEFAULT '[]',
-    mail_pending TEXT
+    id TEXT PRIMARY KEY, query TEXT NOT NULL, email TEXT NOT NULL, count INTEGER NOT NULL, run_at TEXT NOT NULL,
+    timezone TEXT NOT NULL, options TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL, phase TEXT NOT NULL,
+    created_at TEXT, started_at TEXT, finished_at TEXT, heartbeat_at TEXT, claimed_by TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, candidates INTEGER NOT NULL DEFAULT 0, delivered INTEGER NOT NULL DEFAULT 0,
+    zip_name TEXT, zip_bytes INTEGER NOT NULL DEFAULT 0, error TEXT, note TEXT,
+    mails_sent TEXT NOT NULL DEFAULT '[]', mail_pending TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status_run_at ON jobs (status, run_at);
 CREATE TABLE IF NOT EXISTS image_urls (
-    job_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    email TEXT NOT NULL,
-    page_url TEXT,
-    title TEXT,
-    source TEXT,
-    PRIMARY KEY (job_id, url)
+    job_id TEXT NOT NULL, url TEXT NOT NULL, position INTEGER NOT NULL, email TEXT NOT NULL, page_url TEXT,
+    title TEXT, source TEXT, PRIMARY KEY (job_id, url)
 );
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    level TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, at TEXT NOT NULL, level TEXT NOT NULL,
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
 """
 
-_DATETIME_FIELDS = {"run_at", "created_at", "started_at", "finished_at", "heartbeat_at"}
 _JSON_FIELDS = {"options", "mails_sent"}
-_JOB_COLUMNS = [f.name for f in fields(Job)]
-# Progress and result fields a worker may write; status is changed only by the conditional methods.
-_WRITABLE = {"phase", "candidates", "delivered", "zip_name", "zip_bytes", "error", "note", "started_at", "finished_at"}
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -76,12 +61,16 @@ def _ts(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
+@overload
+def _dt(value: str) -> datetime: ...
+@overload
+def _dt(value: None) -> None: ...
 def _dt(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
 def _encode(name: str, value):
-    if name in _DATETIME_FIELDS:
+    if name in DATETIME_FIELDS:
         return _ts(value)
     if name in _JSON_FIELDS:
         return json.dumps(value)
@@ -90,9 +79,9 @@ def _encode(name: str, value):
 
 def _row_to_job(row: sqlite3.Row) -> Job:
     values = {}
-    for name in _JOB_COLUMNS:
+    for name in JOB_COLUMNS:
         value = row[name]
-        if name in _DATETIME_FIELDS:
+        if name in DATETIME_FIELDS:
             value = _dt(value)
         elif name in _JSON_FIELDS:
             value = json.loads(value)
@@ -141,6 +130,18 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"SQLite: {exc}") from exc
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE), rolled back on any error."""
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
     def init_schema(self) -> None:
         with self._db() as conn:
             conn.executescript(SCHEMA)
@@ -154,10 +155,10 @@ class SQLiteStore(Store):
 
     # Jobs
     def create_job(self, job: Job) -> None:
-        values = [_encode(name, getattr(job, name)) for name in _JOB_COLUMNS]
-        marks = ", ".join("?" for _ in _JOB_COLUMNS)
+        values = [_encode(name, getattr(job, name)) for name in JOB_COLUMNS]
+        marks = ", ".join("?" for _ in JOB_COLUMNS)
         with self._db() as conn:
-            conn.execute(f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({marks})", values)
+            conn.execute(f"INSERT INTO jobs ({', '.join(JOB_COLUMNS)}) VALUES ({marks})", values)
 
     def get_job(self, job_id: str) -> Job | None:
         with self._db() as conn:
@@ -187,11 +188,7 @@ class SQLiteStore(Store):
             )
 
     def finish_job(self, job_id: str, worker: str, status: str, now: datetime, **fields) -> bool:
-        if status not in (DONE, FAILED):
-            raise ValueError(f"a job finishes as done or failed, not {status!r}")
-        fields.setdefault("finished_at", now)
-        fields.setdefault("phase", status)
-        assignments, values = self._assignments(fields)
+        assignments, values = self._assignments(finish_fields(status, now, fields))
         with self._db() as conn:
             cursor = conn.execute(
                 f"UPDATE jobs SET status = ?{assignments} WHERE id = ? AND status = ? AND claimed_by = ?",
@@ -233,35 +230,23 @@ class SQLiteStore(Store):
         return [_row_to_job(row) for row in rows]
 
     def purge_job(self, job_id: str) -> None:
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute("DELETE FROM image_urls WHERE job_id = ?", (job_id,))
-                conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
-                conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM image_urls WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
     # Mail bookkeeping
     def record_mail(self, job_id: str, kind: str, sent: bool) -> None:
-        with self._db() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT mails_sent FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                if row is not None:
-                    sent_kinds = json.loads(row["mails_sent"])
-                    if sent and kind not in sent_kinds:
-                        sent_kinds.append(kind)
-                    conn.execute(
-                        "UPDATE jobs SET mails_sent = ?, mail_pending = ? WHERE id = ?",
-                        (json.dumps(sent_kinds), None if sent else kind, job_id),
-                    )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._transaction() as conn:
+            row = conn.execute("SELECT mails_sent FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is not None:
+                sent_kinds = json.loads(row["mails_sent"])
+                if sent and kind not in sent_kinds:
+                    sent_kinds.append(kind)
+                conn.execute(
+                    "UPDATE jobs SET mails_sent = ?, mail_pending = ? WHERE id = ?",
+                    (json.dumps(sent_kinds), None if sent else kind, job_id),
+                )
 
     def jobs_with_pending_mail(self) -> list[Job]:
         with self._db() as conn:
@@ -305,8 +290,5 @@ class SQLiteStore(Store):
         return [Event(job_id=r["job_id"], at=_dt(r["at"]), level=r["level"], message=r["message"]) for r in rows]
 
     def _assignments(self, values: dict) -> tuple[str, list]:
-        unknown = set(values) - _WRITABLE
-        if unknown:
-            raise ValueError(f"cannot write job fields {sorted(unknown)} here")
-        names = sorted(values)
+        names = writable_names(values)
         return "".join(f", {name} = ?" for name in names), [_encode(name, values[name]) for name in names]

@@ -6,12 +6,11 @@ Exceptions::
 
 A bad ``STORAGE_URL`` or a malformed job id is a programming or configuration error: ``ValueError``.
 ``get_storage()`` opens the storage on first use in each process (after a gunicorn fork) and keeps it in
-``app.extensions["storage"]``, as ``db.get_store()`` does for the database.
+``app.extensions["storage"]`` (a ``db.per_process.PerProcess``), as ``db.get_store()`` does for the database.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from flask import Flask, current_app
 
+from db.per_process import PerProcess
 from storage.base import Storage, StorageError
 from storage.local import LocalStorage
 
@@ -44,18 +44,17 @@ def open_storage(url: str | None, config: Mapping[str, Any]) -> Storage:
         from storage.s3 import S3Storage  # boto3 is imported only when S3 is used
 
         # Not settings: production uses boto3's chain; tests (and only they) hand keys in through ``config``.
-        keys = (config.get("AWS_ACCESS_KEY_ID"), config.get("AWS_SECRET_ACCESS_KEY"))
+        key_id, secret = config.get("AWS_ACCESS_KEY_ID"), config.get("AWS_SECRET_ACCESS_KEY")
         return S3Storage(bucket=parts.netloc, prefix=parts.path, endpoint_url=config.get("S3_ENDPOINT_URL") or None,
-                         region=config.get("AWS_REGION") or "us-east-1", credentials=keys if all(keys) else None)
+                         region=config.get("AWS_REGION") or "us-east-1",
+                         credentials=(key_id, secret) if key_id and secret else None)
     raise ValueError(f"STORAGE_URL must be unset or start with file:// or s3://, got {url!r}")
 
 
 def get_storage(app: Flask | None = None) -> Storage:
     """Return this process's storage for ``app`` (the current app by default), opening it on first use."""
     app = app or current_app._get_current_object()  # type: ignore[attr-defined]
-    holder = app.extensions.setdefault("storage", {})
-    pid = os.getpid()
-    if holder.get("pid") != pid:  # first use, or first use after a fork
-        holder["storage"] = open_storage(app.config.get("STORAGE_URL"), app.config)
-        holder["pid"] = pid
-    return holder["storage"]
+    holder: PerProcess[Storage] | None = app.extensions.get("storage")
+    if holder is None:
+        holder = app.extensions.setdefault("storage", PerProcess())
+    return holder.get(lambda: open_storage(app.config.get("STORAGE_URL"), app.config))

@@ -36,13 +36,13 @@ def store(cassandra_url):
 
 
 def _ttls(store: CassandraStore, job_id: str) -> dict[str, int | None]:
-    row = store._run(
+    row = store.run(
         "SELECT TTL(email) AS email, TTL(query) AS query, TTL(options) AS options, TTL(status) AS status"
         " FROM {ks}.jobs WHERE id = ?",
         (job_id,),
     ).one()
-    url = store._run("SELECT TTL(url) AS url, TTL(email) AS email FROM {ks}.image_urls WHERE job_id = ?", (job_id,))
-    event = store._run("SELECT TTL(message) AS message FROM {ks}.events WHERE job_id = ?", (job_id,))
+    url = store.run("SELECT TTL(url) AS url, TTL(email) AS email FROM {ks}.image_urls WHERE job_id = ?", (job_id,))
+    event = store.run("SELECT TTL(message) AS message FROM {ks}.events WHERE job_id = ?", (job_id,))
     url_row, event_row = url.one(), event.one()
     return {
         "email": row.email, "query": row.query, "options": row.options, "status": row.status,
@@ -67,7 +67,7 @@ def test_finish_sets_the_retention_ttl_on_personal_data(store):
     store.log_event(job.id, "mail sent")  # written after the finish: gets the remaining TTL
     for name, ttl in _ttls(store, job.id).items():
         assert ttl is not None and RETENTION - 2 <= ttl <= RETENTION, (name, ttl)
-    rows = store._run("SELECT TTL(message) AS ttl FROM {ks}.events WHERE job_id = ?", (job.id,))
+    rows = store.run("SELECT TTL(message) AS ttl FROM {ks}.events WHERE job_id = ?", (job.id,))
     assert all(RETENTION - 2 <= r.ttl <= RETENTION for r in rows)
 
 
@@ -97,7 +97,7 @@ def test_personal_data_is_gone_after_retention(cassandra_url):
         while store.get_job(job.id) is not None and time.monotonic() < deadline:
             time.sleep(0.5)
         assert store.get_job(job.id) is None
-        assert store._run("SELECT * FROM {ks}.jobs WHERE id = ?", (job.id,)).one() is None
+        assert store.run("SELECT * FROM {ks}.jobs WHERE id = ?", (job.id,)).one() is None
         assert store.image_urls(job.id) == [] and store.events(job.id) == []
         assert job.id not in [j.id for j in store.jobs_with_pending_mail()]
         # The retention cleanup still finds the job (and its zip), without any personal data, and purges it.
@@ -166,12 +166,12 @@ def test_cas_timeout_is_resolved_by_a_serial_read(monkeypatch):
             return _Result([_Row(status="queued", attempts=0, started_at=None)])
         raise WriteTimeout("timed out", write_type=WriteType.CAS)
 
-    monkeypatch.setattr(store, "_run", timeout)
+    monkeypatch.setattr(store, "run", timeout)
     mine = _Row(status="running", claimed_by="me", heartbeat_at=now)
     theirs = _Row(status="running", claimed_by="other", heartbeat_at=now)
-    monkeypatch.setattr(store, "_read_serial", lambda job_id: mine)
+    monkeypatch.setattr(store, "read_serial", lambda job_id: mine)
     assert store.claim_job("j", "me", now) is True
-    monkeypatch.setattr(store, "_read_serial", lambda job_id: theirs)
+    monkeypatch.setattr(store, "read_serial", lambda job_id: theirs)
     assert store.claim_job("j", "me", now) is False
 
     def plain_timeout(cql, params=()):
@@ -179,7 +179,7 @@ def test_cas_timeout_is_resolved_by_a_serial_read(monkeypatch):
             return _Result([_Row(status="queued", attempts=0, started_at=None)])
         raise WriteTimeout("timed out", write_type=WriteType.SIMPLE)
 
-    monkeypatch.setattr(store, "_run", plain_timeout)
+    monkeypatch.setattr(store, "run", plain_timeout)
     with pytest.raises(StoreUnavailable):
         store.claim_job("j", "me", now)
 

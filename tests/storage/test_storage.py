@@ -97,7 +97,7 @@ def test_get_storage_opens_once_per_process(tmp_path):
     assert get_storage(app) is first
     with app.app_context():
         assert get_storage() is first
-    app.extensions["storage"]["pid"] = -1  # as if inherited across a fork
+    app.extensions["storage"]._pid = -1  # as if inherited across a fork
     assert get_storage(app) is not first
 
 
