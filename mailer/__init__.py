@@ -19,6 +19,7 @@ __all__ = ["KINDS", "MailError", "OutboxSender", "SMTPSender", "build_message", 
 def init_app(app: Flask) -> None:
     """Create the sender for this app from its settings."""
     config = app.config
+    sender: SMTPSender | OutboxSender
     if config.get("SMTP_HOST"):
         sender = SMTPSender(
             config["SMTP_HOST"], int(config["SMTP_PORT"]), security=config["SMTP_SECURITY"],
@@ -32,9 +33,12 @@ def init_app(app: Flask) -> None:
     app.extensions["mail_sender"] = sender
 
 
-def send(kind: str, to: str, **context) -> None:
-    """Build the ``kind`` email and deliver it; raise MailError when it could not be sent."""
+def send(kind: str, to: str, *, ref: str = "", **context) -> None:
+    """Build the ``kind`` email and deliver it; raise MailError when it could not be sent.
+
+    ``ref`` names the email in the log (a job id); the log never holds the address.
+    """
     app = current_app
     message = build_message(kind, to=to, sender=app.config["MAIL_FROM"], **context)
     deliver(app.extensions["mail_sender"], message, attempts=int(app.config["MAIL_RETRIES"]),
-            backoff=float(app.config["MAIL_BACKOFF_SECONDS"]))
+            backoff=float(app.config["MAIL_BACKOFF_SECONDS"]), ref=f"the {kind} email of {ref or 'a job'}")

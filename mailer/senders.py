@@ -27,6 +27,7 @@ class SMTPSender:
 
     def send(self, message: EmailMessage) -> None:
         context = ssl.create_default_context()
+        client: smtplib.SMTP
         if self.security == "ssl":
             client = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
         else:
@@ -53,14 +54,17 @@ class OutboxSender:
         name = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.eml"
         path = self.folder / name
         path.write_bytes(bytes(message))
-        log.info("mail to %s written to %s: %s", message["To"], path, message["Subject"])
+        log.info("mail written to %s: %s", path, message["Subject"])
 
     def __repr__(self) -> str:
         return f"OutboxSender({self.folder})"
 
 
-def deliver(sender, message: EmailMessage, attempts: int = 3, backoff: float = 0.5) -> None:
-    """Send ``message``, retrying with exponential backoff; raise MailError when every attempt fails."""
+def deliver(sender, message: EmailMessage, attempts: int = 3, backoff: float = 0.5, ref: str = "an email") -> None:
+    """Send ``message``, retrying with exponential backoff; raise MailError when every attempt fails.
+
+    ``ref`` names the message in the log, which never holds the recipient's address.
+    """
     last: Exception | None = None
     for attempt in range(1, max(1, attempts) + 1):
         try:
@@ -68,8 +72,16 @@ def deliver(sender, message: EmailMessage, attempts: int = 3, backoff: float = 0
             return
         except (OSError, smtplib.SMTPException) as exc:
             last = exc
-            log.warning("sending %r to %s failed (attempt %d of %d): %s",
-                        message["Subject"], message["To"], attempt, attempts, exc)
+            log.warning("sending %s failed (attempt %d of %d): %s", ref, attempt, attempts, _describe(exc))
             if attempt < attempts:
                 time.sleep(backoff * 2 ** (attempt - 1))
-    raise MailError(f"could not send mail via {sender!r}: {last}") from last
+    raise MailError(f"could not send mail via {sender!r}: {_describe(last)}") from last
+
+
+def _describe(exc: Exception | None) -> str:
+    """Say what went wrong without the recipient's address (smtplib puts refused recipients in its messages)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "the server refused the recipient"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{type(exc).__name__} {exc.smtp_code}"
+    return f"{type(exc).__name__}: {exc}" if isinstance(exc, OSError) else type(exc).__name__

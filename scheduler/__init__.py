@@ -20,7 +20,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
-from db import get_store
+from db import StoreError, get_store
 from scheduler import tasks
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class JobScheduler:
         """Register every queued job this process does not know yet; return how many were added."""
         try:
             queued = get_store(self.app).queued_jobs()
-        except Exception as exc:  # noqa: BLE001 - a database outage is retried at the next poll
+        except StoreError as exc:  # a database outage (or a refused read) is retried at the next poll
             log.warning("could not read queued jobs: %s", exc)
             return 0
         added = 0

@@ -20,7 +20,7 @@ def run_job(app_key: str, job_id: str) -> None:
 
     app = _apps.get(app_key)
     scheduler = app.extensions.get("scheduler") if app is not None else None
-    if scheduler is not None:
+    if app is not None and scheduler is not None:
         run(app, job_id, should_stop=scheduler.stopping.is_set)
 
 
