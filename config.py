@@ -26,6 +26,11 @@ def _list(value: str) -> list[str]:
     return [item.strip().lower() for item in value.split(",") if item.strip()]
 
 
+def _keys(value: str) -> list[str]:
+    """A comma-separated list whose items keep their case (secrets)."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         value = value.strip().lower()
@@ -46,7 +51,7 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     # The web app
-    Setting("SECRET_KEY", None, str, "Signs sessions, CSRF tokens and download links. A random key per process when unset (links then die on restart)."),
+    Setting("SECRET_KEY", None, str, "Signs sessions, CSRF tokens and download links; the same in every process. Required with SCHEDULER=worker or an https PUBLIC_URL (the app refuses to start without it); unset in local development: a random key per process."),
     Setting("PUBLIC_URL", "http://127.0.0.1:5000", str, "Base of the links in emails, e.g. https://aid.example.com."),
     Setting("DATABASE_URL", None, str, "sqlite:///path/to/file.db or cassandra://host1,host2:9042/keyspace. Default: SQLite in the instance folder."),
     Setting("DATA_DIR", None, str, "Where job folders and zips live. Default: instance/data."),
@@ -60,12 +65,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("POLL_INTERVAL_SECONDS", 10, int, "How often a process looks for queued jobs submitted through other processes."),
     Setting("SHUTDOWN_GRACE_SECONDS", 20, int, "On SIGTERM, how long running jobs get to stop at a safe point and go back to the queue (Heroku kills after 30 s)."),
     Setting("STALE_JOB_SECONDS", 120, int, "A running job whose heartbeat is older than this is taken as interrupted and run again."),
+    # Consent and caps (issue 9)
+    Setting("EMAIL_CONFIRMATION", "auto", _choice("auto", "on", "off"), "on: the first job for an address waits until its owner presses the button in a confirmation email; auto: on when SMTP_HOST is set; off: never."),
+    Setting("CONFIRMATION_HOURS", 24.0, float, "Unconfirmed jobs, and their data, are deleted this long after they were submitted (fractions allowed)."),
+    Setting("CONFIRMED_DAYS", 30.0, float, "How long a confirmed address needs no new confirmation; kept only as a keyed hash (HMAC with SECRET_KEY)."),
+    Setting("MAX_ACTIVE_JOBS_PER_EMAIL", 3, int, "Most jobs one address may have unconfirmed, queued or running at once."),
+    Setting("MAX_QUEUED_JOBS", 200, int, "Most jobs waiting (unconfirmed or queued) in all; further submissions are refused until some run."),
+    Setting("MAX_SCHEDULE_DAYS", 30, int, "How many days ahead a job may be scheduled."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level of the app (DEBUG, INFO, WARNING, ...)."),
+    # Requests from strangers (issue 9)
+    Setting("MAX_CONTENT_LENGTH", 64 * 1024, int, "Largest request body accepted, in bytes (a job is small); a larger one answers 413."),
+    Setting("RATE_LIMIT_SUBMIT", "5/minute;20/hour", str, "Submissions that create a job, per client address (form and API), e.g. 5/minute;20/hour; more answer 429 with Retry-After."),
+    Setting("RATE_LIMIT_API_KEY", "60/minute", str, "Submissions per API key, instead of the per-address limit."),
+    Setting("RATE_LIMIT_STORAGE_URL", "memory://", str, "Where the limits count: memory:// (one process) or redis://host:port/0 (shared by several processes or dynos)."),
+    Setting("TRUSTED_PROXIES", 0, int, "How many proxies in front of the app set X-Forwarded-For/-Proto (Heroku: 1); limits then apply to the real client address."),
+    Setting("API_KEYS", [], _keys, "Comma-separated keys for programs: `Authorization: Bearer <key>` skips the confirmation step and has RATE_LIMIT_API_KEY; a wrong key answers 401."),
     # Image search
-    Setting("IMAGE_SOURCES", "bing,duckduckgo,google", _list, "Search engines to use, in order of preference (bing, duckduckgo, google)."),
+    Setting("IMAGE_SOURCES", "bing,duckduckgo,google", _list, "Image sources to use, in order of preference: bing, duckduckgo, google (search engines) and urls (the list in URL_LIST)."),
     Setting("BING_URL", "https://www.bing.com", str, "Base URL of Bing; tests point it at a local fixture engine."),
     Setting("DUCKDUCKGO_URL", "https://duckduckgo.com", str, "Base URL of DuckDuckGo."),
     Setting("GOOGLE_URL", "https://www.google.com", str, "Base URL of Google."),
+    Setting("URL_LIST", None, str, "For the `urls` image source: a text file or an http(s) URL with one image URL a line (# starts a comment)."),
     Setting("SAFE_SEARCH", True, _bool, "SafeSearch on the engines; set off to disable."),
     Setting("CHROME_BIN", "/usr/bin/chromium", str, "Chromium executable."),
     Setting("CHROMEDRIVER", "/usr/bin/chromedriver", str, "chromedriver executable (never downloaded at run time)."),

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import requests
 from selenium.common.exceptions import TimeoutException, WebDriverException
 
-from . import bing, browser, duckduckgo, google
+from . import bing, browser, duckduckgo, google, licences, openverse, urls, wikimedia
+from .api import ApiSearch, new_session
 from .candidate import Candidate
 from .engine import EngineRun, Search
 from .errors import EngineBlocked, EnginesUnavailable, EngineTimeout
@@ -23,7 +25,16 @@ ENGINES: dict[str, Callable[[Search], EngineRun]] = {
     duckduckgo.NAME: duckduckgo.results,
     google.NAME: google.results,
 }
-BASE_URL_SETTINGS = {bing.NAME: "BING_URL", duckduckgo.NAME: "DUCKDUCKGO_URL", google.NAME: "GOOGLE_URL"}
+BASE_URL_SETTINGS = {bing.NAME: "BING_URL", duckduckgo.NAME: "DUCKDUCKGO_URL", google.NAME: "GOOGLE_URL",
+                     urls.NAME: "URL_LIST", openverse.NAME: openverse.BASE_URL_SETTING,
+                     wikimedia.NAME: wikimedia.BASE_URL_SETTING}
+# JSON-API engines (requests, no browser) that give each image's licence: the only ones a licence filter uses.
+API_ENGINES: dict[str, Callable[[ApiSearch], EngineRun]] = {
+    openverse.NAME: openverse.results,
+    wikimedia.NAME: wikimedia.results,
+}
+API_SETTINGS = ("CONTACT_EMAIL", "OPENVERSE_CLIENT_ID", "OPENVERSE_CLIENT_SECRET")
+SOURCES = (*ENGINES, urls.NAME, *API_ENGINES)  # urls reads a list of image URLs: no browser
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,17 @@ class Collector:
         chromedriver: str,
         timeout: float,
         log: Callable[[str], None] | None = None,
+        licence: str = "any",
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         sources = [s.strip().lower() for s in sources if s.strip()]
-        unknown = [s for s in sources if s not in ENGINES]
+        unknown = [s for s in sources if s not in SOURCES]
         if unknown or not sources:
-            raise ValueError(f"unknown or no image sources: {unknown or sources}; known: {', '.join(ENGINES)}")
+            raise ValueError(f"unknown or no image sources: {unknown or sources}; known: {', '.join(SOURCES)}")
+        self.licence = licences.check_filter(licence)
+        if self.licence != "any":  # IMAGE_SOURCES' licence-aware engines in its order, else all of them
+            sources = [s for s in sources if s in API_ENGINES] or list(API_ENGINES)
+        self.settings = dict(settings or {})  # the API engines' settings: API_SETTINGS
         self.query = query
         self.base_urls = dict(base_urls)
         self.safe_search = safe_search
@@ -87,12 +104,18 @@ class Collector:
         self._runs = [_Run(name) for name in sources]
         self._seen: set[str] = set()
         self._browser: browser.Browser | None = None
+        self._session: requests.Session | None = None
         self._deadline = 0.0
         self._collected = 0
 
     @classmethod
-    def from_config(cls, query: str, config: Mapping[str, Any], log: Callable[[str], None] | None = None) -> Collector:
-        """Build a Collector from the app's settings (IMAGE_SOURCES, *_URL, SAFE_SEARCH, CHROME_*, COLLECT_...)."""
+    def from_config(
+        cls, query: str, config: Mapping[str, Any], log: Callable[[str], None] | None = None, licence: str = "any"
+    ) -> Collector:
+        """Build a Collector from the app's settings (IMAGE_SOURCES, *_URL, SAFE_SEARCH, CHROME_*, COLLECT_...).
+
+        `licence` is the job's licence filter (scraper.licences.FILTERS); ValueError names it when unknown.
+        """
         sources = config["IMAGE_SOURCES"]
         if isinstance(sources, str):
             sources = sources.split(",")
@@ -105,6 +128,8 @@ class Collector:
             chromedriver=config["CHROMEDRIVER"],
             timeout=config["COLLECT_TIMEOUT_SECONDS"],
             log=log,
+            licence=licence,
+            settings={name: config.get(name) for name in API_SETTINGS},
         )
 
     def __enter__(self) -> Collector:
@@ -156,18 +181,23 @@ class Collector:
         if self._browser is not None:
             self._browser.quit()
             self._browser = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def _pull(self, run: _Run, want: int, batch: list[Candidate]) -> None:
         before = run.count
         try:
             if run.generator is None:
-                run.generator = ENGINES[run.name](self._search(run.name))
+                run.generator = self._start(run.name)
                 run.stopped = "running"
             while len(batch) < want:
                 if time.monotonic() >= self._deadline:
                     self._finish(run, "paused: deadline of this round", done=False)
                     return
                 found = next(run.generator)
+                if not licences.passes(found.license, self.licence):
+                    continue
                 key = normalise(found.image_url)
                 if key in self._seen:
                     continue
@@ -201,6 +231,28 @@ class Collector:
             if run.generator is not None:
                 run.generator.close()
                 run.generator = None
+
+    def _start(self, name: str) -> EngineRun:
+        if name == urls.NAME:
+            location = self.base_urls.get(name) or ""
+            return urls.results(location, page_timeout=self.page_timeout, deadline=lambda: self._deadline)
+        if name in API_ENGINES:
+            return API_ENGINES[name](self._api_search(name))
+        return ENGINES[name](self._search(name))
+
+    def _api_search(self, name: str) -> ApiSearch:
+        if self._session is None:
+            self._session = new_session(self.settings.get("CONTACT_EMAIL"))
+        return ApiSearch(
+            query=self.query,
+            base_url=self.base_urls[name],
+            safe_search=self.safe_search,
+            deadline=lambda: self._deadline,
+            session=self._session,
+            licence=self.licence,
+            settings=self.settings,
+            page_timeout=self.page_timeout,
+        )
 
     def _search(self, name: str) -> Search:
         if self._browser is None:
