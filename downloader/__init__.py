@@ -17,8 +17,12 @@ Public surface::
   ``out_dir/images/0001.<real extension>`` in search-rank order; ``progress(delivered, want)`` is called from the
   calling thread. The result lists ``images`` (ImageRecord), ``failures`` (Failure: url, reason, kind),
   ``shortfall`` and ``shortfall_reason`` (a sentence for the user), and ``candidates_seen``.
-- ``write_zip`` writes the images (ZIP_STORED), ``manifest.csv`` and ``failures.csv``; ``write_reports`` writes the
-  two CSV files into ``out_dir``.
+- ``write_zip`` writes one result's images (ZIP_STORED), ``metadata.jsonl``, ``manifest.csv``, ``failures.csv`` and
+  ``ATTRIBUTION.txt``; ``write_reports`` writes the two CSV files into ``out_dir``.
+- ``write_dataset(Dataset(images=[DatasetImage(path, label, query, record, licence, credit)], failures=[...],
+  split=None | "80/20" | "80/10/10", layout="imagefolder" | "webdataset"), zip_path)`` writes several classes:
+  ``[<split>/]<class>/<number>.<ext>`` with a ``metadata.jsonl`` per split folder (torchvision ``ImageFolder`` and
+  Hugging Face ``imagefolder`` at once), or WebDataset shards ``[<split>/]shard-000000.tar``; everything streamed.
 
 Errors: one URL's problem is never raised; it becomes a Failure whose reason comes from this family::
 
@@ -35,14 +39,21 @@ Errors: one URL's problem is never raised; it becomes a Failure whose reason com
 lets an exception from ``more`` propagate unchanged (it belongs to the collector).
 """
 
+from .dataset import LAYOUTS, LICENCE_FIELDS, SPLITS, Dataset, DatasetFailure, DatasetImage
 from .errors import BlockedURL, DownloadError, FetchError, InvalidImage, Stopped, TooLarge, TooSmall, UnwantedFormat
 from .options import DownloadOptions
-from .package import failures_csv, manifest_csv, write_reports, write_zip
+from .package import failures_csv, manifest_csv, write_dataset, write_reports, write_zip
 from .records import DownloadResult, Failure, ImageRecord
 from .stage import download_images
 
 __all__ = [
+    "LAYOUTS",
+    "LICENCE_FIELDS",
+    "SPLITS",
     "BlockedURL",
+    "Dataset",
+    "DatasetFailure",
+    "DatasetImage",
     "DownloadError",
     "DownloadOptions",
     "DownloadResult",
@@ -57,6 +68,7 @@ __all__ = [
     "download_images",
     "failures_csv",
     "manifest_csv",
+    "write_dataset",
     "write_reports",
     "write_zip",
 ]
