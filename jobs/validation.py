@@ -1,15 +1,19 @@
 """Check a job submission (from the HTML form or the JSON API) and turn it into plain values.
 
 ``validate_submission`` returns ``(Submission, {})`` or ``(None, {field: message})``; every message is a sentence a
-user can act on. The rows of the design's validation table and the extra cases of the core issue are tested in
-tests/web/test_validation.py.
+user can act on. Nothing a stranger types can reach our emails as a link or as hidden text: a query with a web
+address is refused, and so are control and direction-changing characters in every field. The rows of the design's
+validation table and the extra cases of the core issue are tested in tests/jobs/test_validation.py.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
@@ -19,9 +23,19 @@ from downloader.options import FORMAT_NAMES as FORMATS
 # A time picked "now" is a few seconds old when it arrives; within this it runs at once instead of being refused.
 PAST_GRACE = timedelta(seconds=60)
 MAX_DIMENSION = 10000
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_INTEGER = re.compile(r"^[+-]?\d+$")
+MAX_ZONE_LENGTH = 64  # the longest IANA name is about 30 characters
+# ASCII digits only: Python's \d also takes Arabic-Indic and other digits, which our emails would then print.
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_TIME = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_MAX_DIGITS = 12
+_WEB_ADDRESS = re.compile(r"://|www\.", re.IGNORECASE)
+# Direction-changing characters (Unicode bidi embeddings, overrides, isolates and marks): they can make a text
+# read differently from what it holds.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+FIELDS = {"search-query": "search query", "email": "email", "images": "number of images", "date": "date",
+          "time": "time", "timezone": "time zone", "formats": "image formats", "min-width": "minimum width",
+          "min-height": "minimum height"}
 
 
 @dataclass
@@ -46,6 +60,32 @@ def _text(data, name: str) -> str:
     return str(value).strip()
 
 
+def hidden_characters(text: str) -> bool:
+    """True when ``text`` holds a control character or one that changes the reading direction."""
+    return any(ch in _BIDI or unicodedata.category(ch) == "Cc" for ch in text)
+
+
+def _values(data, name: str) -> list:
+    if hasattr(data, "getlist"):
+        return data.getlist(name)
+    value = data.get(name)
+    if name == "formats" and isinstance(value, list):
+        return value
+    return [] if value is None else [value]
+
+
+def _unsafe_fields(data) -> dict[str, str]:
+    """Refuse, in every known field, nested JSON values and text with hidden characters."""
+    errors = {}
+    for name, label in FIELDS.items():
+        for value in _values(data, name):
+            if isinstance(value, dict | list):
+                errors[name] = f"{label} must be text or a number"
+            elif hidden_characters(str(value)):
+                errors[name] = f"{label} cannot contain control or direction-changing characters"
+    return errors
+
+
 def _list(data, name: str) -> list[str]:
     if hasattr(data, "getlist"):
         values = data.getlist(name)
@@ -67,6 +107,9 @@ def _whole_number(raw, label: str, errors: dict, name: str, low: int, high: int,
     if not _INTEGER.match(text):
         errors[name] = f"{label} must be a whole number"
         return None
+    if len(text.lstrip("+-")) > _MAX_DIGITS:
+        errors[name] = f"{label} must be between {low} and {high}"
+        return None
     number = int(text)
     if not low <= number <= high:
         errors[name] = f"{label} must be between {low} and {high}"
@@ -74,9 +117,20 @@ def _whole_number(raw, label: str, errors: dict, name: str, low: int, high: int,
     return number
 
 
-def validate_submission(data, *, now: datetime, max_images: int = 500,
-                        max_query_length: int = 200) -> tuple[Submission | None, dict[str, str]]:
+def check(data, config: Mapping[str, Any], now: datetime) -> tuple[Submission | None, dict[str, str]]:
+    """Validate ``data`` with the limits of the app's settings."""
+    return validate_submission(data, now=now, max_images=int(config["MAX_IMAGES"]),
+                               max_query_length=int(config["MAX_QUERY_LENGTH"]),
+                               max_schedule_days=int(config["MAX_SCHEDULE_DAYS"]))
+
+
+def validate_submission(data, *, now: datetime, max_images: int = 500, max_query_length: int = 200,
+                        max_schedule_days: int = 30) -> tuple[Submission | None, dict[str, str]]:
     """Validate the fields named search-query, email, images, date, time, timezone (+ optional filters)."""
+    unsafe = _unsafe_fields(data)
+    if unsafe:
+        # Values that are not plain text are not parsed further: each field named once, with that reason.
+        data = {name: value for name, value in _items(data) if name not in unsafe}
     errors: dict[str, str] = {}
 
     query = " ".join(_text(data, "search-query").split())
@@ -84,6 +138,8 @@ def validate_submission(data, *, now: datetime, max_images: int = 500,
         errors["search-query"] = "search query is required"
     elif len(query) > max_query_length:
         errors["search-query"] = f"search query must be at most {max_query_length} characters"
+    elif _WEB_ADDRESS.search(query):
+        errors["search-query"] = "the search query cannot contain a web address"
 
     email = _text(data, "email")
     if not email:
@@ -98,11 +154,7 @@ def validate_submission(data, *, now: datetime, max_images: int = 500,
     count = _whole_number(raw_count, "number of images", errors, "images", 1, max_images, required=True)
 
     zone_name = _text(data, "timezone") or "UTC"
-    try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        errors["timezone"] = f"time zone {zone_name[:60]!r} is unknown"
-        zone = None
+    zone = _zone(zone_name, errors)
 
     day = _parse_date(_text(data, "date"), errors)
     clock = _parse_time(_text(data, "time"), errors)
@@ -117,16 +169,45 @@ def validate_submission(data, *, now: datetime, max_images: int = 500,
 
     run_at = None
     if day and clock and zone:
-        run_at = datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
-        if run_at < now - PAST_GRACE:
-            errors["time"] = "the scheduled time is in the past"
-        run_at = max(run_at, now)
+        run_at = _run_at(day, clock, zone, now, max_schedule_days, errors)
 
-    if errors:
+    errors.update(unsafe)
+    if errors or count is None or run_at is None:
         return None, errors
     return Submission(query=query, email=email, count=count, run_at=run_at, timezone=zone_name,
                       formats=[f for f in FORMATS if f in formats], min_width=min_width or 0,
                       min_height=min_height or 0), {}
+
+
+def _items(data) -> list[tuple[str, Any]]:
+    if hasattr(data, "getlist"):
+        return [(name, data.getlist(name) if name == "formats" else data.get(name)) for name in data]
+    return list(data.items())
+
+
+def _zone(name: str, errors: dict) -> ZoneInfo | None:
+    if len(name) <= MAX_ZONE_LENGTH:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    errors["timezone"] = f"time zone {name[:60]!r} is unknown"
+    return None
+
+
+def _run_at(day: date, clock: time, zone: ZoneInfo, now: datetime, max_days: int, errors: dict) -> datetime | None:
+    """The run time in UTC, refused when it is past or more than ``max_days`` ahead."""
+    too_far = f"the scheduled time must be within {max_days} days"
+    try:
+        run_at = datetime.combine(day, clock, tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # a date at the end of the calendar (year 9999) in a zone behind UTC
+        errors["date"] = too_far
+        return None
+    if run_at < now - PAST_GRACE:
+        errors["time"] = "the scheduled time is in the past"
+    elif run_at > now + timedelta(days=max_days):
+        errors["date"] = too_far
+    return max(run_at, now)
 
 
 def _parse_date(text: str, errors: dict) -> date | None:

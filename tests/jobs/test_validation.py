@@ -1,5 +1,5 @@
-"""Every row of the design's validation table (seed 002), and the extra bad inputs of the core issue,
-through the HTML form and through the JSON API."""
+"""Every row of the design's validation table (seed 002), the extra bad inputs of the core issue and of issue 9
+(web addresses, hidden characters, non-ASCII digits, inputs that used to raise), through the form and the API."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 FUTURE = (datetime.now(UTC) + timedelta(days=20)).strftime("%Y-%m-%d")
+TOO_FAR = (datetime.now(UTC) + timedelta(days=32)).strftime("%Y-%m-%d")
 PAST_DAY = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
 _two_minutes_ago = datetime.now(UTC) - timedelta(minutes=2)
 VALID = {"search-query": "Best hd wallpaper", "date": FUTURE, "time": "11:41", "email": "wsq.wee@example.com",
@@ -53,6 +54,34 @@ CASES = [
     ("missing fields", {"search-query": "cats"}, "email", "email is required"),
     ("unknown image format", with_(formats="bmp"), "formats", "image formats must be among jpeg, png, webp, gif"),
     ("negative minimum width", with_(min_width="-5"), "min-width", "minimum width must be between 0 and 10000"),
+    # Nothing a stranger types reaches our emails as a link or hidden text (issue 9)
+    ("query with a URL", with_(search_query="FREE MONEY http://evil.example"), "search-query",
+     "the search query cannot contain a web address"),
+    ("query with www.", with_(search_query="prizes at WWW.evil.example"), "search-query",
+     "the search query cannot contain a web address"),
+    ("right-to-left override in the query", with_(search_query="cats\u202egpj.exe"), "search-query",
+     "search query cannot contain control or direction-changing characters"),
+    ("isolate in the query", with_(search_query="cats \u2067dogs\u2069"), "search-query",
+     "search query cannot contain control or direction-changing characters"),
+    ("header injection in the email", with_(email="a@example.com\r\nBcc: b@example.com"), "email",
+     "email cannot contain control or direction-changing characters"),
+    ("control character in the time zone", with_(timezone="Europe/Paris\x00"), "timezone",
+     "time zone cannot contain control or direction-changing characters"),
+    ("bidi mark in the date", with_(date=FUTURE + "\u200f"), "date",
+     "date cannot contain control or direction-changing characters"),
+    ("tab in the time", with_(time="11:41\t"), "time", "time cannot contain control or direction-changing characters"),
+    ("Arabic-Indic digits as the count", with_(images="\u0661\u0662"), "images",
+     "number of images must be a whole number"),
+    ("full-width digits as the time", with_(time="\uff11\uff11:\uff14\uff11"), "time",
+     "time must be written HH:MM (24-hour clock)"),
+    ("Arabic-Indic digits in the date", with_(date="\u0662\u0660\u0663\u0661-01-01"), "date",
+     "date must be a real date written YYYY-MM-DD"),
+    ("a count of 5000 digits", with_(images="9" * 5000), "images", "number of images must be between 1 and 500"),
+    # Inputs that raised (a 500) before issue 9
+    ("time zone of 300 characters", with_(timezone="A" * 300), "timezone", f"time zone {'A' * 60!r} is unknown"),
+    ("year 9999 in Etc/GMT+12", with_(date="9999-12-31", time="23:00", timezone="Etc/GMT+12"), "date",
+     "the scheduled time must be within 30 days"),
+    ("more than 30 days ahead", with_(date=TOO_FAR), "date", "the scheduled time must be within 30 days"),
     ("200 characters exactly", with_(search_query="y" * 200), None, None),
     ("time zone from the browser", with_(timezone="Asia/Kolkata"), None, None),
     ("one image", with_(images="1"), None, None),
@@ -122,3 +151,21 @@ def test_max_images_is_a_setting(make_app):
     response = client.post("/api/jobs", json=with_(images="1001"))
     error = {"field": "images", "message": "number of images must be between 1 and 1000"}
     assert error in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("name", ["search-query", "email", "images", "date", "time", "timezone", "min-width"])
+def test_api_refuses_nested_values_naming_the_field(client, name):
+    for nested in ({"a": "b"}, ["x"]):
+        response = client.post("/api/jobs", json=with_(**{name.replace("-", "_"): None}) | {name: nested})
+        assert response.status_code == 400
+        errors = response.get_json()["errors"]
+        assert [e["field"] for e in errors] == [name]
+        assert errors[0]["message"].endswith("must be text or a number")
+
+
+def test_max_schedule_days_is_a_setting(make_app):
+    client = make_app(WTF_CSRF_ENABLED=False, MAX_SCHEDULE_DAYS=40).test_client()
+    assert client.post("/api/jobs", json=with_(date=TOO_FAR)).status_code == 201
+    far = (datetime.now(UTC) + timedelta(days=45)).strftime("%Y-%m-%d")
+    response = client.post("/api/jobs", json=with_(date=far))
+    assert {"field": "date", "message": "the scheduled time must be within 40 days"} in response.get_json()["errors"]
