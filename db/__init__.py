@@ -16,14 +16,18 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from db.base import (
+    ACTIVE,
     DONE,
     FAILED,
     FINISHED,
     QUEUED,
     RUNNING,
+    UNCONFIRMED,
+    WAITING,
     Event,
     ImageUrl,
     Job,
+    LimitReached,
     Store,
     StoreError,
     StoreUnavailable,
@@ -31,8 +35,8 @@ from db.base import (
 from db.per_process import PerProcess
 
 __all__ = [
-    "DONE", "FAILED", "FINISHED", "QUEUED", "RUNNING", "Event", "ImageUrl", "Job", "Store", "StoreError",
-    "StoreUnavailable", "get_store", "init_app", "open_store",
+    "ACTIVE", "DONE", "FAILED", "FINISHED", "QUEUED", "RUNNING", "UNCONFIRMED", "WAITING", "Event", "ImageUrl", "Job",
+    "LimitReached", "Store", "StoreError", "StoreUnavailable", "get_store", "init_app", "open_store",
 ]
 
 

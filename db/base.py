@@ -11,14 +11,18 @@ layer turns it into a 503 "nothing was saved, please retry").
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 
+UNCONFIRMED = "unconfirmed"  # waits for its address to be confirmed (double opt-in)
 QUEUED = "queued"
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
 FINISHED = (DONE, FAILED)
+WAITING = (UNCONFIRMED, QUEUED)  # counted by the cap in all
+ACTIVE = (UNCONFIRMED, QUEUED, RUNNING)  # counted by the cap per address
 
 
 class StoreError(Exception):
@@ -27,6 +31,19 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database could not be reached; nothing was written."""
+
+
+class LimitReached(StoreError):
+    """A cap refused a new job and nothing was written; ``which`` is "email" (per address) or "all"."""
+
+    def __init__(self, which: str):
+        super().__init__(f"the {which} cap on jobs is reached")
+        self.which = which
+
+
+def same_address(a: str, b: str) -> bool:
+    """Addresses compare without case, as mail servers do (so a cap cannot be dodged by changing case)."""
+    return a.strip().lower() == b.strip().lower()
 
 
 @dataclass
@@ -117,6 +134,21 @@ class Store(abc.ABC):
         """Insert a new queued job."""
 
     @abc.abstractmethod
+    def create_job_capped(self, job: Job, per_email: int, in_all: int) -> None:
+        """Insert a new job unless its address has ``per_email`` ACTIVE jobs or ``in_all`` jobs are WAITING.
+
+        Raises LimitReached (nothing written). Checked and written at once, so the caps hold across processes.
+        """
+
+    @abc.abstractmethod
+    def confirm_jobs(self, email: str) -> list[str]:
+        """Move every unconfirmed job of ``email`` to queued (each exactly once); return their ids."""
+
+    @abc.abstractmethod
+    def unconfirmed_before(self, cutoff: datetime) -> list[Job]:
+        """Return the unconfirmed jobs created before ``cutoff``."""
+
+    @abc.abstractmethod
     def get_job(self, job_id: str) -> Job | None:
         """Return the job, or None when it does not exist (or was purged)."""
 
@@ -151,6 +183,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def purge_job(self, job_id: str) -> None:
         """Delete the job, its image URLs and its events."""
+
+    # Consent: addresses stand for themselves only as keyed hashes (``key``), never in plain text
+    @abc.abstractmethod
+    def remember_confirmed(self, key: str, until: datetime) -> None:
+        """Remember that the address of ``key`` is confirmed until ``until`` (then it is forgotten)."""
+
+    @abc.abstractmethod
+    def is_confirmed(self, key: str, now: datetime) -> bool:
+        """True while the address of ``key`` is remembered as confirmed."""
+
+    @abc.abstractmethod
+    def reserve_confirmation_mail(self, key: str, now: datetime, limits: Sequence[tuple[timedelta, int]]) -> bool:
+        """Count one confirmation email for ``key`` at ``now`` unless, for a (window, most) of ``limits``, ``most``
+        were already counted within ``window`` before ``now``; True when counted. Atomic across processes."""
 
     # Mail bookkeeping
     @abc.abstractmethod

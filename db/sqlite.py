@@ -27,6 +27,8 @@ from db.base import (
     finish_fields,
     writable_names,
 )
+from db.sqlite_consent import SCHEMA as CONSENT_SCHEMA
+from db.sqlite_consent import ConsentTables
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -47,7 +49,7 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
-"""
+""" + CONSENT_SCHEMA
 
 _JSON_FIELDS = {"options", "mails_sent"}
 
@@ -89,8 +91,11 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     return Job(**values)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(ConsentTables, Store):
     """A Store in one SQLite file; one connection per thread."""
+
+    _ts = staticmethod(_ts)
+    _job = staticmethod(_row_to_job)
 
     def __init__(self, path: str | Path):
         self.path = str(path)

@@ -39,6 +39,12 @@ TABLES = (
     """CREATE TABLE IF NOT EXISTS {ks}.events (
         job_id text, at timestamp, seq timeuuid, level text, message text, PRIMARY KEY ((job_id), at, seq)
     ) WITH gc_grace_seconds = 86400""",
+    # Caps and consent (db/cassandra/consent.py)
+    """CREATE TABLE IF NOT EXISTS {ks}.admission (shard int PRIMARY KEY, holder text)""",
+    """CREATE TABLE IF NOT EXISTS {ks}.confirmed_addresses (key text PRIMARY KEY, until timestamp)
+        WITH gc_grace_seconds = 86400""",
+    """CREATE TABLE IF NOT EXISTS {ks}.confirmation_mails (key text PRIMARY KEY, sent frozen<list<timestamp>>)
+        WITH gc_grace_seconds = 86400""",
 )
 
 

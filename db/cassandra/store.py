@@ -19,6 +19,7 @@ from db.base import (
     writable_names,
 )
 from db.cassandra import lists, schema
+from db.cassandra.consent import ConsentRecords
 from db.cassandra.records import JobRecords
 from db.cassandra.rows import as_utc, encode, row_to_job, row_values, to_ms, write_row
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 CAS_RETRIES = 5  # bounded retries when a conditional write lost to a concurrent mail/heartbeat update
 
 
-class CassandraStore(JobRecords, Store):
+class CassandraStore(ConsentRecords, JobRecords, Store):
     """A Store in a Cassandra keyspace; one driver session per process, created on first use (after any fork)."""
 
     def __init__(

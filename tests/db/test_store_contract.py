@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 import db
-from db.base import DONE, FAILED, QUEUED, RUNNING, ImageUrl, Job, StoreError
+from db.base import DONE, FAILED, QUEUED, RUNNING, UNCONFIRMED, ImageUrl, Job, LimitReached, StoreError
 
 
 def _now(minutes: float = 0) -> datetime:
@@ -132,7 +132,7 @@ def test_heartbeat_only_for_the_claimer(store):
     store.claim_job(job.id, "w1", _now(-3))
     beat = _now()
     store.heartbeat(job.id, "w1", beat, phase="downloading", candidates=40, delivered=3)
-    store.heartbeat(job.id, "intruder", _now(5), phase="packaging")
+    store.heartbeat(job.id, "intruder", _now(5), phase="collecting")
     got = store.get_job(job.id)
     assert (got.heartbeat_at, got.phase, got.candidates, got.delivered) == (beat, "downloading", 40, 3)
     with pytest.raises(ValueError):
@@ -320,3 +320,131 @@ def test_whole_job_lifecycle_keeps_other_jobs_apart(store):
     store.heartbeat(a.id, "w", _now(), phase="collecting")
     assert store.finish_job(a.id, "w", DONE, _now())
     assert store.get_job(b.id).status == QUEUED and store.get_job(b.id).attempts == 0
+
+
+# Caps and consent (issue 9): a store of the test's own, so that jobs of other tests do not count.
+@pytest.fixture(params=["sqlite", pytest.param("cassandra", marks=pytest.mark.cassandra)])
+def own_store(request, tmp_path):
+    """Return a factory of stores on one fresh database: two calls are two processes' stores."""
+    if request.param == "sqlite":
+        url = "sqlite:///" + str(tmp_path / "caps.sqlite3")
+    else:
+        from tests.fixtures.apps import fresh_keyspace
+
+        url = fresh_keyspace(request.getfixturevalue("cassandra_url"))
+    opened = []
+
+    def factory():
+        store = db.open_store(url, {"RETENTION_MINUTES": 30})
+        store.init_schema()
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+def test_caps_per_address_and_in_all(own_store):
+    store = own_store()
+    first, second = _job(email="Capped@example.com", status=UNCONFIRMED), _job(email="capped@example.com")
+    store.create_job_capped(first, per_email=2, in_all=4)
+    store.create_job_capped(second, per_email=2, in_all=4)
+    with pytest.raises(LimitReached) as caught:  # the address compares without case
+        store.create_job_capped(_job(email="CAPPED@example.com"), per_email=2, in_all=4)
+    assert caught.value.which == "email"
+    assert store.claim_job(second.id, "w", _now())  # running still counts for its address...
+    with pytest.raises(LimitReached):
+        store.create_job_capped(_job(email="capped@example.com"), per_email=2, in_all=4)
+    assert store.finish_job(second.id, "w", DONE, _now())  # ...a finished job does not
+    third = _job(email="capped@example.com")
+    store.create_job_capped(third, per_email=2, in_all=4)
+    others = [_job(email=f"other{i}@example.com") for i in range(2)]
+    for job in others:  # waiting now: first (unconfirmed), third, others
+        store.create_job_capped(job, per_email=2, in_all=4)
+    with pytest.raises(LimitReached) as caught:
+        store.create_job_capped(_job(email="late@example.com"), per_email=2, in_all=4)
+    assert caught.value.which == "all"
+    assert store.get_job(first.id).status == UNCONFIRMED
+    assert all(store.get_job(job.id).status == QUEUED for job in (third, *others))
+
+
+def test_caps_hold_for_concurrent_submissions_from_two_processes(own_store):
+    stores = [own_store(), own_store()]
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def submit(index: int) -> None:
+        try:
+            stores[index % 2].create_job_capped(_job(email="rush@example.com"), per_email=3, in_all=100)
+            outcome = "created"
+        except LimitReached as exc:
+            outcome = exc.which
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results) == ["created"] * 3 + ["email"] * 5
+
+
+def test_confirm_jobs_queues_each_unconfirmed_job_of_the_address_once(own_store):
+    store = own_store()
+    mine = [_job(email="me@example.com", status=UNCONFIRMED, phase=UNCONFIRMED) for _ in range(2)]
+    other = _job(email="you@example.com", status=UNCONFIRMED, phase=UNCONFIRMED)
+    for job in (*mine, other):
+        store.create_job(job)
+    assert store.queued_jobs() == []
+    assert sorted(store.confirm_jobs("Me@example.com")) == sorted(_ids(mine))
+    assert store.confirm_jobs("me@example.com") == []
+    assert sorted(_ids(store.queued_jobs())) == sorted(_ids(mine))
+    assert store.get_job(mine[0].id).phase == QUEUED and store.get_job(other.id).status == UNCONFIRMED
+    assert store.claim_job(mine[0].id, "w", _now())
+
+
+def test_unconfirmed_before_a_cutoff(own_store):
+    store = own_store()
+    old = _job(status=UNCONFIRMED, created_at=_now(-120))
+    new = _job(status=UNCONFIRMED, created_at=_now(-1))
+    queued = _job(created_at=_now(-120))
+    for job in (old, new, queued):
+        store.create_job(job)
+    assert _ids(store.unconfirmed_before(_now(-60))) == [old.id]
+    assert sorted(_ids(store.unconfirmed_before(_now()))) == sorted([old.id, new.id])
+    store.purge_job(old.id)
+    assert _ids(store.unconfirmed_before(_now())) == [new.id]
+
+
+def test_confirmed_addresses_expire(own_store):
+    store = own_store()
+    now = _now()
+    assert not store.is_confirmed("key-a", now)
+    store.remember_confirmed("key-a", now + timedelta(hours=1))
+    assert store.is_confirmed("key-a", now)
+    assert not store.is_confirmed("key-b", now)
+    assert not store.is_confirmed("key-a", now + timedelta(hours=2))
+
+
+def test_confirmation_mails_at_most_one_an_hour_and_three_a_day(own_store):
+    store, limits = own_store(), ((timedelta(hours=1), 1), (timedelta(days=1), 3))
+    start = _now(-60 * 24 * 2)  # two days ago, so that every moment below is in the past
+    minutes = [0, 10, 61, 122, 185, 24 * 60 + 2]
+    allowed = [store.reserve_confirmation_mail("key-a", start + timedelta(minutes=m), limits) for m in minutes]
+    assert allowed == [True, False, True, True, False, True]
+    assert store.reserve_confirmation_mail("key-b", start + timedelta(minutes=10), limits)  # per address
+
+
+def test_confirmation_mail_reservations_hold_under_contention(own_store):
+    stores, now = [own_store(), own_store()], _now()
+    limits = ((timedelta(hours=1), 1), (timedelta(days=1), 3))
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda s=stores[i % 2]: results.append(
+        s.reserve_confirmation_mail("key-rush", now, limits))) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results) == [False] * 5 + [True]
