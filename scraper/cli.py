@@ -20,7 +20,7 @@ from .errors import EnginesUnavailable
 @click.option("--sources", default=None, help="Engines in order, e.g. bing,duckduckgo (default: IMAGE_SOURCES).")
 @with_appcontext
 def collect(query: str, number: int, sources: str | None) -> None:
-    """Collect image URLs for QUERY: JSON lines on stdout, a summary per engine on stderr."""
+    """Collect image URLs for QUERY: JSON lines on stdout, a line per engine on stderr (the collector's log)."""
     _logs_to_stderr()
     config = dict(current_app.config)
     if sources:
@@ -30,8 +30,7 @@ def collect(query: str, number: int, sources: str | None) -> None:
             for found in collector.collect(number):
                 fields = {k: getattr(found, k) for k in ("image_url", "page_url", "title", "source")}
                 click.echo(json.dumps(fields, ensure_ascii=False))
-            for report in collector.reports:
-                click.echo(f"{report.engine}: {report.count} images, {report.stopped}", err=True)
+            # Each engine's line ("bing: 0 images, blocked: HTTP 403") is already in the log, on stderr: once.
     except EnginesUnavailable as exc:
         click.echo(f"error: {exc} ({exc.detail})", err=True)
         sys.exit(1)

@@ -16,7 +16,7 @@ from . import bing, browser, duckduckgo, google, licences, openverse, urls, wiki
 from .api import ApiSearch, new_session
 from .candidate import Candidate
 from .engine import EngineRun, Search
-from .errors import EngineBlocked, EnginesUnavailable, EngineTimeout
+from .errors import EngineBlocked, EngineFailed, EnginesUnavailable, EngineTimeout
 
 log = logging.getLogger(__name__)
 
@@ -214,13 +214,16 @@ class Collector:
         except browser.BrowserUnavailable as exc:
             for each in self._runs:
                 self._finish(each, f"failed: {exc}", failed=True)
+        except EngineFailed as exc:
+            self._finish(run, f"failed: {exc}", failed=True)
         except (WebDriverException, OSError, ValueError, KeyError, TypeError) as exc:
+            # An engine changed its markup or the browser misbehaved: one line in the log, the traceback at DEBUG.
             message = (getattr(exc, "msg", None) or str(exc) or type(exc).__name__).splitlines()[0][:200]
-            log.warning("%s failed", run.name, exc_info=True)
+            log.debug("%s failed", run.name, exc_info=True)
             self._finish(run, f"failed: {message}", failed=True)
         finally:
             if run.count != before or run.done:
-                self._emit(f"{run.name}: {run.count} images, stopped: {run.stopped}")
+                self._emit(f"{run.name}: {run.count} images, {run.stopped}")
 
     def _finish(self, run: _Run, reason: str, *, failed: bool = False, done: bool = True) -> None:
         if run.done:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
 
 from .candidate import Candidate
-from .errors import EngineBlocked, EngineTimeout
+from .errors import EngineBlocked, EngineFailed, EngineTimeout
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +24,7 @@ log = logging.getLogger(__name__)
 # stopped ("ran dry after 3 pages"); it raises EngineBlocked, EngineTimeout or any other exception when it fails.
 EngineRun = Generator[Candidate, None, str]
 
-BLOCK_STATUSES = frozenset({403, 418, 429, 503})
+BLOCK_STATUSES = frozenset({403, 418, 429})  # the engine refuses us; any other error status is a failure
 THUMBNAIL_MARKERS = ("encrypted-tbn", "gstatic.com/images", ".mm.bing.net/th", "external-content.duckduckgo.com")
 POLL_SECONDS = 0.05
 
@@ -31,6 +35,13 @@ fetch(url, {credentials: 'include', headers: headers})
   .catch(e => done([0, String(e)]));
 """
 _STATUS_JS = "const n = performance.getEntriesByType('navigation')[0]; return n ? n.responseStatus || 0 : 0;"
+# Chromium's own error page ("This page isn't working", ERR_EMPTY_RESPONSE) keeps the URL that was asked for.
+_ERROR_PAGE_JS = """
+if (!document.getElementById('main-frame-error')) return null;
+const code = document.querySelector('.error-code');
+return (code && code.textContent.trim()) || 'Chromium error page';
+"""
+_NET_ERROR = re.compile(r"net::(ERR_[A-Z0-9_]+)")
 
 
 @dataclass
@@ -55,13 +66,30 @@ class Search:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
 
     def open(self, url: str) -> int:
-        """Load a page and return its HTTP status (0 when unknown)."""
+        """Load a page and return its HTTP status (0 when unknown).
+
+        Raises EngineFailed when there is no page (a network error), Chromium shows its own error page, or the
+        status is an HTTP error other than the blocking ones (403, 418, 429), which the engine judges itself.
+        """
         self.check_deadline()
         self.driver.set_page_load_timeout(max(1.0, min(self.page_timeout, self.remaining())))
-        self.driver.get(url)
-        if self.driver.current_url.startswith("chrome-error://"):
-            raise ConnectionError(f"could not load {urlsplit(url).netloc}")
-        return int(self.driver.execute_script(_STATUS_JS) or 0)
+        host = urlsplit(url).netloc
+        try:
+            self.driver.get(url)
+        except TimeoutException:
+            raise
+        except WebDriverException as exc:
+            found = _NET_ERROR.search(exc.msg or "")
+            if found is None:
+                raise
+            raise EngineFailed(f"could not load {host} ({found.group(1)})") from exc
+        error_page = self.driver.execute_script(_ERROR_PAGE_JS)
+        if error_page or self.driver.current_url.startswith("chrome-error://"):
+            raise EngineFailed(f"could not load {host} ({error_page or 'Chromium error page'})")
+        status = int(self.driver.execute_script(_STATUS_JS) or 0)
+        if status >= 400 and status not in BLOCK_STATUSES:
+            raise EngineFailed(f"HTTP {status} from {host}")
+        return status
 
     def fetch(self, url: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
         """GET a URL with fetch() inside the page: same origin, the page's cookies and the browser's fingerprint."""

@@ -19,5 +19,9 @@ class EngineBlocked(ScraperError):
     """An engine answered with a CAPTCHA, a rate limit or a wall instead of results."""
 
 
+class EngineFailed(ScraperError):
+    """An engine's page did not load: a network error, Chromium's own error page, or an HTTP error status."""
+
+
 class EngineTimeout(ScraperError):
     """An engine did not give results before the deadline."""

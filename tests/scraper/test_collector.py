@@ -54,7 +54,7 @@ def test_bing_scrolls_and_presses_see_more(fixture_engines):
     assert any(path == "/images/async" for _, path, _ in fixture_engines.requests)
 
 
-@pytest.mark.parametrize("mode", ["empty", "block", "dead", "slow"])
+@pytest.mark.parametrize("mode", ["empty", "block", "dead", "slow", "unavailable", "hangup"])
 def test_other_engines_fill_in_when_bing_fails(make_collector, fixture_engines, mode):
     fixture_engines.set_mode("bing", mode)
     lines = []
@@ -64,7 +64,14 @@ def test_other_engines_fill_in_when_bing_fails(make_collector, fixture_engines, 
     assert_originals(batch, fixture_engines.image_base)
     reports = {r.engine: r for r in collector.reports}
     assert reports["bing"].count == 0
-    expected = {"empty": "ran dry", "block": "blocked: HTTP 403", "dead": "failed", "slow": "failed: timeout"}[mode]
+    expected = {
+        "empty": "ran dry",
+        "block": "blocked: HTTP 403",
+        "dead": "failed: could not load 127.0.0.1:",  # a refused port
+        "slow": "failed: timeout",
+        "unavailable": "failed: HTTP 503 from 127.0.0.1:",
+        "hangup": "failed: could not load 127.0.0.1:",  # Chromium's own error page
+    }[mode]
     assert reports["bing"].stopped.startswith(expected)
     assert reports["duckduckgo"].count + reports["google"].count == 500
     assert any(line.startswith("bing: 0 images") for line in lines)
