@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.smtp",
     "tests.fixtures.images",
     "tests.fixtures.engines",
+    "tests.fixtures.openlicence",
     "tests.fixtures.s3",
     "tests.fixtures.cassandra",
     "tests.fixtures.apps",

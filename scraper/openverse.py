@@ -25,7 +25,7 @@ TOKEN_PAGE_SIZE = 100  # a token allows up to 500; 100 keeps each answer small
 MAX_PAGE = 20  # Openverse's pagination depth: `page` runs 1..20
 QUERY_CHARS = 200  # Openverse cuts `q` there
 LICENSE_TYPE = {"open": "all", "commercial": "commercial", "modification": "modification"}  # job filter -> param
-RESULTS, PAGE_COUNT = "results", "page_count"
+RESULTS, PAGE_COUNT, RESULT_COUNT = "results", "page_count", "result_count"  # page_count is at most 20
 R_ORIGINAL, R_PAGE, R_TITLE, R_THUMB = "url", "foreign_landing_url", "title", "thumbnail"  # `thumbnail` is no original
 R_WIDTH, R_HEIGHT = "width", "height"
 R_LICENSE, R_VERSION, R_LICENSE_URL, R_CREATOR, R_ATTRIBUTION = (
@@ -81,20 +81,23 @@ def results(api: ApiSearch) -> EngineRun:
         params["license_type"] = LICENSE_TYPE[api.licence]
     for page in range(1, MAX_PAGE + 1):
         response = api.request("GET", SEARCH_PATH, params=params | {"page": page}, headers=headers)
-        raise_if_rate_limited(response, SEARCH_PATH)
-        if response.status_code == 401 and headers:
+        if response.status_code == 401 and headers:  # the token expired or was revoked: one new one, once
             _forget_token(api.base_url, str(client_id))
+            headers["Authorization"] = f"Bearer {token(api, str(client_id), str(secret))}"
+            response = api.request("GET", SEARCH_PATH, params=params | {"page": page}, headers=headers)
+        raise_if_rate_limited(response, SEARCH_PATH)
         if response.status_code != 200:
             raise ValueError(f"{SEARCH_PATH} answered HTTP {response.status_code}: {response.text[:120]}")
         payload = response.json()
         yield from parse(payload)
         if not payload.get(RESULTS) or page >= (to_int(payload.get(PAGE_COUNT)) or 0):
-            return f"ran dry after {page} pages"
+            beyond = (to_int(payload.get(RESULT_COUNT)) or 0) > page * params["page_size"]
+            return f"stopped at Openverse's page cap ({page} pages)" if beyond else f"ran dry after {page} pages"
         used_up = [name for name, value in response.headers.items()
                    if name.lower().startswith(RATE_AVAILABLE) and value.strip() == "0"]
         if used_up:
             return f"stopped: rate limit used up ({used_up[0].lower().removeprefix(RATE_AVAILABLE)}) after {page} pages"
-    return f"stopped at Openverse's page cap ({MAX_PAGE} pages)"
+    return f"stopped at our page cap ({MAX_PAGE} pages)"
 
 
 def token(api: ApiSearch, client_id: str, secret: str) -> str:
