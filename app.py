@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -15,6 +16,39 @@ from flask import Flask
 import config
 
 log = logging.getLogger(__name__)
+
+# Paths whose last part is a secret (a signed download link, a confirmation token): never written to a log.
+_SECRET_PATH = re.compile(r"(/(?:download|confirm)/)[^/?#\s\"]+")
+# gunicorn's exit status for a worker that cannot boot: its master then stops instead of starting it again.
+EXIT_CANNOT_START = 3
+
+
+def redact_secret_paths(text: str) -> str:
+    """``text`` with the token of every download or confirmation path replaced by ``[redacted]``."""
+    return _SECRET_PATH.sub(r"\1[redacted]", text)
+
+
+class _RedactSecretPaths(logging.Filter):
+    """Keep tokens out of the development server's request lines (werkzeug logs each request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_secret_paths(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def _require_secret_key(config: dict[str, Any]) -> None:
+    """Outside local development every process must sign with the same key: refuse to start without one."""
+    if config.get("SECRET_KEY"):
+        return
+    if config["SCHEDULER"] == "worker" or str(config["PUBLIC_URL"]).startswith("https://"):
+        log.critical("SECRET_KEY is not set: refusing to start (it is required with SCHEDULER=worker or an https "
+                     "PUBLIC_URL, and must be the same in every process)")
+        raise SystemExit(EXIT_CANNOT_START)
+    config["SECRET_KEY"] = secrets.token_hex(32)
+    log.warning("SECRET_KEY is not set: using a random key, so download links die when the app restarts")
 
 
 def configure_logging(level: str) -> None:
@@ -28,6 +62,9 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
     for noisy in ("urllib3", "selenium", "apscheduler.executors", "cassandra"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    werkzeug = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _RedactSecretPaths) for f in werkzeug.filters):
+        werkzeug.addFilter(_RedactSecretPaths())
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -39,12 +76,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     configure_logging(app.config["LOG_LEVEL"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = secrets.token_hex(32)
-        log.warning("SECRET_KEY is not set: using a random key, so download links die when the app restarts")
+    _require_secret_key(app.config)
     if not app.config.get("DATA_DIR"):
         app.config["DATA_DIR"] = os.path.join(app.instance_path, "data")
-    app.config.setdefault("MAX_CONTENT_LENGTH", 64 * 1024)  # a job form is small
 
     import db
     import mailer

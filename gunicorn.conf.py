@@ -2,6 +2,10 @@
 
 import os
 
+from gunicorn.glogging import Logger
+
+from app import redact_secret_paths
+
 # Heroku tells the dyno which port to listen on (all interfaces); HOST=127.0.0.1 keeps a local run private.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 # One worker process: with SCHEDULER=web the job scheduler lives in it, and one scheduler per dyno is enough
@@ -16,6 +20,18 @@ graceful_timeout = 25
 # Logs go to stdout, where Heroku collects them.
 accesslog = "-"
 errorlog = "-"
+
+
+class AccessLogWithoutSecrets(Logger):
+    """The access log, with download and confirmation tokens cut out of every field (they work as passwords)."""
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        atoms.pop("{authorization}i", None)  # an API key, should a format ever name the header
+        return {key: redact_secret_paths(value) if isinstance(value, str) else value for key, value in atoms.items()}
+
+
+logger_class = AccessLogWithoutSecrets
 # No preload: the app (and its database session, created lazily) is built after the fork, in the worker.
 preload_app = False
 

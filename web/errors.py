@@ -4,27 +4,44 @@ from __future__ import annotations
 
 import logging
 
-from flask import jsonify, make_response, render_template, request
+from flask import Flask, Response, current_app, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, Unauthorized
 
 from db import StoreUnavailable
+from jobs.links import human_size
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE = "The service is temporarily unavailable: nothing was saved. Please try again in a minute."
 
 
-def _respond(status: int, title: str, message: str):
+def respond(status: int, title: str, message: str, field: str | None = None) -> Response:
+    """The error page, or under /api a JSON ``{"error": ...}`` (with ``errors`` naming ``field`` when given)."""
     if request.path.startswith("/api/"):
-        return make_response(jsonify(error=message), status)
+        body: dict = {"error": message}
+        if field:
+            body["errors"] = [{"field": field, "message": message}]
+        return make_response(jsonify(body), status)
     return make_response(render_template("error.html", title=title, message=message), status)
 
 
-def register(app) -> None:
+def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return _respond(exc.code or 500, exc.name, exc.description or exc.name)
+        return respond(exc.code or 500, exc.name, exc.description or exc.name)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        limit = human_size(current_app.config["MAX_CONTENT_LENGTH"])
+        return respond(413, "Request too large", f"The request body is larger than the {limit} a job may send. "
+                                                 "Please shorten your entries.", field="body")
+
+    @app.errorhandler(Unauthorized)
+    def unauthorized(exc: Unauthorized):
+        response = respond(401, "Unauthorized", exc.description or exc.name, field="Authorization")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        return response
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -33,16 +50,16 @@ def register(app) -> None:
         if request.method == "POST" and request.path == "/":
             return render_form(request.form, {}, 400, form_error="The form had expired. Please check your "
                                                                  "entries and submit it again.")
-        return _respond(400, "Bad request", "The form had expired. Please reload the page and try again.")
+        return respond(400, "Bad request", "The form had expired. Please reload the page and try again.")
 
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(exc: StoreUnavailable):
         log.error("database unavailable: %s", exc)
-        response = _respond(503, "Temporarily unavailable", UNAVAILABLE)
+        response = respond(503, "Temporarily unavailable", UNAVAILABLE)
         response.headers["Retry-After"] = "30"
         return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _respond(500, "Server error", "Something went wrong on our side. Please try again.")
+        return respond(500, "Server error", "Something went wrong on our side. Please try again.")
