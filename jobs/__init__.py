@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import current_app
 
-from db import Job, get_store
-from jobs.validation import Submission
+from db import QUEUED, UNCONFIRMED, Job, LimitReached, get_store
+from jobs import consent
+from jobs.validation import Submission, check
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """A submission that creates no job: ``errors`` maps each field (None: the form as a whole) to a sentence."""
+
+    def __init__(self, errors: Mapping[str | None, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = dict(errors)
 
 
 def new_job_id() -> str:
@@ -16,16 +30,47 @@ def new_job_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-def submit(submission: Submission) -> Job:
-    """Store a new queued job and hand it to this process's scheduler (if it runs one)."""
+def _limit_message(exc: LimitReached, config: Mapping[str, Any]) -> tuple[str | None, str]:
+    if exc.which == "email":
+        count = int(config["MAX_ACTIVE_JOBS_PER_EMAIL"])
+        return "email", (f"this email address already has {count} jobs waiting or running; "
+                         "please submit again when one of them has ended")
+    count = int(config["MAX_QUEUED_JOBS"])
+    return None, f"the queue is full ({count} jobs are waiting); please try again later"
+
+
+def submit(submission: Submission, *, confirmed: bool = False) -> Job:
+    """Store a new job and hand it to this process's scheduler (if it runs one), or ask for its confirmation.
+
+    ``confirmed`` skips the confirmation step (a program with an API key). Raises Refused when a cap is reached.
+    """
+    config = current_app.config
     now = datetime.now(UTC)
+    store = get_store()
+    waits = not confirmed and consent.required(config) and not consent.is_confirmed(store, submission.email, now)
     job = Job(id=new_job_id(), query=submission.query, email=submission.email, count=submission.count,
               run_at=submission.run_at, timezone=submission.timezone, options=submission.options(),
-              created_at=now)
-    store = get_store()
-    store.create_job(job)
+              created_at=now, status=UNCONFIRMED if waits else QUEUED, phase=UNCONFIRMED if waits else QUEUED)
+    try:
+        store.create_job_capped(job, per_email=int(config["MAX_ACTIVE_JOBS_PER_EMAIL"]),
+                                in_all=int(config["MAX_QUEUED_JOBS"]))
+    except LimitReached as exc:
+        log.info("a submission was refused: the %s cap is reached", exc.which)
+        field, message = _limit_message(exc, config)
+        raise Refused({field: message}) from exc
     store.log_event(job.id, f"job submitted for {job.run_at:%Y-%m-%d %H:%M} UTC")
+    if waits:
+        consent.ask(store, job, now)
+        return job
     scheduler = current_app.extensions.get("scheduler")
     if scheduler is not None:
         scheduler.schedule(job.id, job.run_at)
     return job
+
+
+def accept(data: Any, *, confirmed: bool = False) -> Job:
+    """Validate a form or JSON object and submit it; raise Refused with the field errors."""
+    submission, errors = check(data, current_app.config, datetime.now(UTC))
+    if submission is None:
+        raise Refused({name: message for name, message in errors.items()})
+    return submit(submission, confirmed=confirmed)

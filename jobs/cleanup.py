@@ -1,4 +1,5 @@
-"""Periodic upkeep: recover interrupted jobs, delete expired data, reap orphaned browsers, retry unsent emails."""
+"""Periodic upkeep: recover interrupted jobs, delete expired and unconfirmed data, reap orphaned browsers, retry
+unsent emails."""
 
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ def purge_expired(app: Flask) -> int:
     return purged
 
 
+def purge_unconfirmed(app: Flask, now: datetime | None = None) -> int:
+    """Delete the jobs (and their data) whose address was not confirmed within CONFIRMATION_HOURS."""
+    store = get_store(app)
+    cutoff = (now or datetime.now(UTC)) - timedelta(hours=float(app.config["CONFIRMATION_HOURS"]))
+    purged = 0
+    for job in store.unconfirmed_before(cutoff):
+        files.remove_job_files(app, job.id)
+        store.purge_job(job.id)
+        purged += 1
+    if purged:
+        log.info("confirmation: deleted %d jobs whose address was not confirmed in time", purged)
+    return purged
+
+
 def reap_browsers(app: Flask) -> int:
     """Kill Chromium processes left by a process of this app that was killed outright (SIGKILL, OOM)."""
     return reap_orphans()
@@ -50,7 +65,7 @@ def reap_browsers(app: Flask) -> int:
 def maintain(app: Flask) -> None:
     """Run every periodic task; one failing (say, the database is down) does not stop the others next time."""
     with app.app_context():
-        for task in (requeue_interrupted, purge_expired, reap_browsers):
+        for task in (requeue_interrupted, purge_expired, purge_unconfirmed, reap_browsers):
             try:
                 task(app)
             except Exception:

@@ -1,4 +1,5 @@
-"""Signed, expiring download links (itsdangerous, which Flask ships) and times shown in the user's zone."""
+"""Signed, expiring links (itsdangerous, which Flask ships) for downloads and address confirmation, and times
+shown in the user's zone."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 _SALT = "download-link"
+_CONFIRM_SALT = "confirm-address"
 
 
 class LinkExpired(Exception):
@@ -19,8 +21,17 @@ class LinkInvalid(Exception):
     """The download link was not made by this app (tampered or truncated)."""
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+def _serializer(salt: str = _SALT) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def _read(token: str, salt: str, max_age: float) -> str:
+    try:
+        return _serializer(salt).loads(token, max_age=max_age)  # type: ignore[arg-type]  # a float works
+    except SignatureExpired as exc:
+        raise LinkExpired() from exc
+    except BadSignature as exc:
+        raise LinkInvalid() from exc
 
 
 def make_download_token(job_id: str) -> str:
@@ -29,12 +40,17 @@ def make_download_token(job_id: str) -> str:
 
 def read_download_token(token: str) -> str:
     """Return the job id in ``token``; raise LinkExpired or LinkInvalid."""
-    try:
-        return _serializer().loads(token, max_age=float(current_app.config["LINK_TTL_MINUTES"]) * 60)
-    except SignatureExpired as exc:
-        raise LinkExpired() from exc
-    except BadSignature as exc:
-        raise LinkInvalid() from exc
+    return _read(token, _SALT, float(current_app.config["LINK_TTL_MINUTES"]) * 60)
+
+
+def make_confirm_token(job_id: str) -> str:
+    """The token of a confirmation link: the job that asked for it, signed with a salt of its own."""
+    return _serializer(_CONFIRM_SALT).dumps(job_id)
+
+
+def read_confirm_token(token: str) -> str:
+    """Return the job id in a confirmation token; raise LinkExpired (after CONFIRMATION_HOURS) or LinkInvalid."""
+    return _read(token, _CONFIRM_SALT, float(current_app.config["CONFIRMATION_HOURS"]) * 3600)
 
 
 def public_url(path: str) -> str:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 
 import mailer
-from db import FINISHED, Job, Store
+from db import FINISHED, UNCONFIRMED, Job, Store
 from jobs.files import download_name
-from jobs.links import human_size, local_time, make_download_token, public_url
+from jobs.links import human_size, local_time, make_confirm_token, make_download_token, public_url
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,12 @@ def _context(job: Job, kind: str) -> dict:
             zip_size=human_size(job.zip_bytes),
             file_name=download_name(job.query, job.delivered),
         )
+    elif kind == "confirm":
+        hours = float(current_app.config["CONFIRMATION_HOURS"])
+        context.update(
+            confirm_url=public_url(f"/confirm/{make_confirm_token(job.id)}"),
+            expires_local=local_time((job.created_at or datetime.now(UTC)) + timedelta(hours=hours), job.timezone),
+        )
     return context
 
 
@@ -33,7 +39,7 @@ def notify(store: Store, job: Job, kind: str) -> bool:
     if kind in job.mails_sent:
         return True
     try:
-        mailer.send(kind, job.email, **_context(job, kind))
+        mailer.send(kind, job.email, ref=f"job {job.id}", **_context(job, kind))
     except mailer.MailError as exc:
         store.record_mail(job.id, kind, sent=False)
         store.log_event(job.id, f"the “{kind}” email could not be sent ({exc}); it will be retried", "warning")
@@ -53,6 +59,9 @@ def retry_pending(store: Store) -> int:
     sent = 0
     for job in store.jobs_with_pending_mail():
         kind = job.mail_pending
+        if kind == "confirm" and job.status != UNCONFIRMED:
+            store.record_mail(job.id, kind, sent=True)  # confirmed meanwhile (another job's email): not needed
+            continue
         if job.status in FINISHED:
             kind = job.status
             if kind in job.mails_sent:

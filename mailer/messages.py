@@ -1,4 +1,8 @@
-"""Build the three emails (started, done, failed) from templates: UTF-8 text plus an HTML alternative."""
+"""Build the four emails (confirm, started, done, failed) from templates: UTF-8 text plus an HTML alternative.
+
+Every subject is fixed text of ours (templates/email/<kind>/subject.txt takes no context): nothing a stranger
+typed goes into a subject line.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,16 @@ from email.utils import make_msgid
 
 from flask import render_template
 
-KINDS = ("started", "done", "failed")
+KINDS = ("confirm", "started", "done", "failed")
 
 
 def build_message(kind: str, *, to: str, sender: str, **context) -> EmailMessage:
     """Render templates/email/<kind>/{subject.txt,body.txt,body.html} into an EmailMessage."""
     if kind not in KINDS:
         raise ValueError(f"unknown email kind {kind!r}")
-    subject = render_template(f"email/{kind}/subject.txt", **context).strip()
+    subject = render_template(f"email/{kind}/subject.txt").strip()
     message = EmailMessage()
-    message["Subject"] = " ".join(subject.split())  # one line, whatever the query held
+    message["Subject"] = " ".join(subject.split())
     message["From"] = sender
     message["To"] = to
     message["Message-ID"] = make_msgid(domain="advanced-image-downloader")

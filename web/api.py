@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, abort, jsonify, url_for
 
 import jobs
 from db import get_store
-from jobs.validation import validate_submission
+from jobs.links import public_url
+from web import auth, bodies
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+bp.before_request(auth.require_valid_key)
 
 
 @bp.post("/jobs")
 def create_job():
     """Queue a job from a JSON object with the form's field names; 201 with its id, or 400 with field errors."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        return jsonify(errors=[{"field": None, "message": "the body must be a JSON object"}]), 400
-    config = current_app.config
-    submission, errors = validate_submission(data, now=datetime.now(UTC), max_images=config["MAX_IMAGES"],
-                                             max_query_length=config["MAX_QUERY_LENGTH"])
-    if errors:
-        return jsonify(errors=[{"field": name, "message": message} for name, message in errors.items()]), 400
-    job = jobs.submit(submission)
-    status_url = url_for("api.job_status", job_id=job.id, _external=True)
+    try:
+        data = bodies.json_object()
+    except bodies.BadBody as exc:
+        return jsonify(errors=[{"field": "body", "message": str(exc)}]), 400
+    try:
+        job = jobs.accept(data, confirmed=auth.api_key_client())  # a program with an API key needs no confirmation
+    except jobs.Refused as exc:
+        return jsonify(errors=[{"field": name, "message": message} for name, message in exc.errors.items()]), 400
+    # Links from PUBLIC_URL, never from the request's Host header (which the client chooses).
+    status_url = public_url(url_for("api.job_status", job_id=job.id))
     response = jsonify(id=job.id, status=job.status, run_at=job.run_at.isoformat(), status_url=status_url,
-                       page_url=url_for("web.job_page", job_id=job.id, _external=True))
+                       page_url=public_url(url_for("web.job_page", job_id=job.id)))
     response.headers["Location"] = status_url
     return response, 201
 

@@ -1,17 +1,15 @@
-"""The pages a person sees: the form, the submitted page, a job's page, and the download link."""
+"""The pages a person sees: the form, the submitted page, the confirmation page, a job's page, the download link."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file
 from werkzeug.datastructures import MultiDict
 
 import jobs
-from db import DONE, get_store
-from jobs import files
+from db import DONE, Job, get_store
+from jobs import consent, files
 from jobs.links import LinkExpired, LinkInvalid, local_time, read_download_token
-from jobs.validation import FORMATS, validate_submission
+from jobs.validation import FORMATS
 from storage import StorageError, get_storage
 
 bp = Blueprint("web", __name__)
@@ -31,13 +29,40 @@ def home():
 @bp.post("/")
 def submit():
     """Validate the form; queue the job and show the submitted page, or show the form again with the errors."""
-    config = current_app.config
-    submission, errors = validate_submission(request.form, now=datetime.now(UTC), max_images=config["MAX_IMAGES"],
-                                             max_query_length=config["MAX_QUERY_LENGTH"])
-    if errors:
-        return render_form(request.form, errors, 400)
-    job = jobs.submit(submission)
+    try:
+        job = jobs.accept(request.form, confirmed=False)
+    except jobs.Refused as exc:
+        errors = dict(exc.errors)
+        return render_form(request.form, errors, 400, form_error=errors.pop(None, None))
     return render_template("submitted.html", job=job, run_at_local=local_time(job.run_at, job.timezone))
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str):
+    """Show the one button that confirms an address (a mail scanner opening the link confirms nothing)."""
+    _confirming_job(token)
+    return render_template("confirm.html", token=token)
+
+
+@bp.post("/confirm/<token>")
+def confirm(token: str):
+    """Confirm the address of the link and queue every job that waited for it."""
+    queued = consent.confirm(get_store(), _confirming_job(token))
+    return render_template("confirmed.html", queued=len(queued))
+
+
+def _confirming_job(token: str) -> Job:
+    hours = f"{float(current_app.config['CONFIRMATION_HOURS']):g}"
+    try:
+        return consent.pending_job(get_store(), token)
+    except LinkExpired:
+        abort(410, description=f"This confirmation link has expired: links work for {hours} hours. "
+                               "Please submit your job again.")
+    except LinkInvalid:
+        abort(404, description="This confirmation link is not valid. Please use the exact link from your email.")
+    except consent.NothingToConfirm:
+        abort(410, description="There is nothing left to confirm: jobs whose address is not confirmed are "
+                               f"deleted {hours} hours after they were submitted. Please submit your job again.")
 
 
 @bp.get("/jobs/<job_id>")
@@ -68,7 +93,7 @@ def download(token: str):
         stored = job is not None and job.status == DONE and storage.exists(job_id)
     except StorageError:
         abort(503, description="The download is unavailable right now; please try again in a minute.")
-    if not stored:
+    if job is None or not stored:
         abort(410, description="These images have been deleted: files are kept for "
                                f"{current_app.config['RETENTION_MINUTES']} minutes after a job ends.")
     name = files.download_name(job.query, job.delivered)
@@ -76,6 +101,9 @@ def download(token: str):
     if path is not None:
         return send_file(path, mimetype="application/zip", as_attachment=True, download_name=name, max_age=0)
     # Object storage: hand out a fresh short-lived presigned URL on every click of the (longer-lived) link.
-    response = redirect(storage.presigned_url(job_id, name, current_app.config["S3_PRESIGN_SECONDS"]), code=302)
+    presigned = storage.presigned_url(job_id, name, current_app.config["S3_PRESIGN_SECONDS"])
+    if presigned is None:
+        abort(503, description="The download is unavailable right now; please try again in a minute.")
+    response = redirect(presigned, code=302)
     response.headers["Cache-Control"] = "no-store"
     return response
