@@ -21,8 +21,6 @@ SPLITS: dict[str, tuple[tuple[str, int], ...]] = {
     "80/10/10": (("train", 80), ("val", 10), ("test", 10)),
 }
 LICENCE_FIELDS = ("license", "license_version", "license_url", "creator", "attribution")
-# Licences that ask for no credit line: public domain dedication and mark.
-NO_CREDIT_NEEDED = frozenset({"cc0", "pdm"})
 
 
 @dataclass(frozen=True)
@@ -34,7 +32,7 @@ class DatasetImage:
     query: str
     record: ImageRecord
     licence: Mapping[str, str | None] = field(default_factory=dict)
-    credit: str | None = None  # the credit line ATTRIBUTION.txt gives, when the licence asks for one
+    credit: str | None = None  # the line ATTRIBUTION.txt gives, when the licence asks for credit
 
 
 @dataclass(frozen=True)
@@ -146,8 +144,3 @@ def split_counts(total: int, percents: list[int]) -> list[int]:
         rest = [max(1, count) for count in rest]
     return [total - sum(rest), *rest]
 
-
-def needs_credit(licence: Mapping[str, str | None]) -> bool:
-    """True when the licence is known and asks for a credit line (every licence but CC0 and the PD mark)."""
-    code = (licence.get("license") or "").strip().lower()
-    return bool(code) and code not in NO_CREDIT_NEEDED

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .dataset import LICENCE_FIELDS, Dataset, DatasetFailure, Entry, needs_credit
+from .dataset import LICENCE_FIELDS, Dataset, DatasetFailure, Entry
 from .records import DownloadResult
 from .shards import SHARD_BYTES, SHARD_IMAGES, plan_shards, write_shard
 
@@ -58,25 +58,6 @@ def _manifest_rows(pairs: Iterable[tuple[str, Entry]]) -> Iterator[tuple]:
 def _failure_rows(failures: Iterable[DatasetFailure]) -> Iterator[tuple]:
     for failure in failures:
         yield failure.url, failure.reason, ";".join(failure.classes)
-
-
-def credit_line(entry: Entry) -> str | None:
-    """The entry's credit line: the one given, else one made of the licence fields; None when none is needed."""
-    image = entry.image
-    if not needs_credit(image.licence):
-        return None
-    if image.credit:
-        return image.credit
-    licence = image.licence
-    if licence.get("attribution"):
-        return str(licence["attribution"])
-    code = str(licence.get("license") or "")
-    name = " ".join(filter(None, (f"CC {code.upper()}" if code.startswith("by") else code.upper(),
-                                  licence.get("license_version"))))
-    work = f"“{image.record.title}”" if image.record.title else image.record.image_url
-    by = f" by {licence['creator']}" if licence.get("creator") else ""
-    url = f" ({licence['license_url']})" if licence.get("license_url") else ""
-    return f"{work}{by}, licensed under {name}{url}"
 
 
 def _csv_text(header: tuple[str, ...], rows: Iterable[Iterable[object]]) -> str:
@@ -178,9 +159,8 @@ def write_dataset(dataset: Dataset, zip_path: Path, *, shard_images: int = SHARD
         with out.text("ATTRIBUTION.txt") as attribution:
             attribution.write(_ATTRIBUTION_HEAD)
             for file, entry in files:
-                line = credit_line(entry)
-                if line:
-                    attribution.write(f"{file}: {' '.join(line.split())}\n")
+                if entry.image.credit:
+                    attribution.write(f"{file}: {' '.join(entry.image.credit.split())}\n")
     os.replace(partial, zip_path)
     return zip_path.stat().st_size
 

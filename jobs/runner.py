@@ -15,6 +15,7 @@ from flask import Flask
 
 from db import DONE, FAILED, ImageUrl, Job, get_store
 from jobs import files
+from jobs.classes import job_queries
 from jobs.notify import notify
 from jobs.pipeline import JobFailed, JobInterrupted, build_dataset
 from scraper import ScraperError
@@ -86,7 +87,8 @@ def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[s
     recorder = _Recorder(store, job, beat)
     try:
         outcome = build_dataset(
-            job.query, job.count, job.options, app.config, files.work_dir(app, job.id), files.zip_path(app, job.id),
+            job_queries(job.query, job.options), job.count, job.options, app.config, files.work_dir(app, job.id),
+            files.zip_path(app, job.id),
             event=recorder.event, on_candidates=recorder.candidates, progress=recorder.progress,
             should_stop=should_stop,
         )
@@ -106,7 +108,7 @@ def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[s
         return FAILED, {"error": UNEXPECTED}
     finally:
         shutil.rmtree(files.work_dir(app, job.id), ignore_errors=True)
-    store.log_event(job.id, f"job done: {outcome.delivered} of {job.count} images")
+    store.log_event(job.id, f"job done: {outcome.delivered} of {outcome.wanted} images")
     return DONE, {"delivered": outcome.delivered, "candidates": outcome.candidates,
                   "zip_name": outcome.zip_path.name, "zip_bytes": outcome.zip_bytes, "note": outcome.note}
 
@@ -125,6 +127,8 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
             log.info("job %s was claimed elsewhere or is no longer queued", job_id)
             return None
         job = store.get_job(job_id)
+        if job is None:  # deleted since the claim
+            return None
         store.log_event(job_id, f"job started (attempt {job.attempts})")
         notify(store, job, "started")
         store.heartbeat(job_id, worker, _now(), phase="collecting")
@@ -140,5 +144,7 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
         if not store.finish_job(job_id, worker, status, _now(), **fields):
             log.warning("job %s was taken from worker %s before it finished; its result is dropped", job_id, worker)
             return None
-        notify(store, store.get_job(job_id), "done" if status == DONE else "failed")
+        finished = store.get_job(job_id)
+        if finished is not None:
+            notify(store, finished, "done" if status == DONE else "failed")
         return status

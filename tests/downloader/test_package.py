@@ -202,27 +202,24 @@ def test_webdataset_shards_per_split_and_by_size(tmp_path):
     assert sum(len(tarfile.open(out / n).getnames()) for n in train) == 16
 
 
-def test_credit_lines_for_the_images_that_need_one(tmp_path):
-    cc0, by_sa, unknown, given = _classes(tmp_path, {"cat": 4})
-    licences = [
-        {"license": "cc0", "license_version": "1.0"},
-        {"license": "by-sa", "license_version": "4.0", "license_url": "https://creativecommons.org/licenses/by-sa/4.0/",
-         "creator": "Ann Example"},
-        {},
-    ]
-    images = [DatasetImage(i.path, i.label, i.query, i.record, licence) for i, licence in zip((cc0, by_sa, unknown),
-                                                                                              licences, strict=True)]
-    images.append(DatasetImage(given.path, given.label, given.query, given.record, {"license": "by"},
-                               credit="Photo by Bob, CC BY"))
+def test_attribution_lists_the_credit_lines_given_and_manifest_the_licences(tmp_path):
+    cc0, by_sa, unknown = _classes(tmp_path, {"cat": 3})
+    by_sa_licence = {"license": "by-sa", "license_version": "4.0", "creator": "Ann Example",
+                     "license_url": "https://creativecommons.org/licenses/by-sa/4.0/"}
+    images = [DatasetImage(cc0.path, "cat", "cat", cc0.record, {"license": "cc0", "license_version": "1.0"}),
+              DatasetImage(by_sa.path, "cat", "cat", by_sa.record, by_sa_licence,
+                           credit="“cat 2” by Ann Example is licensed\nunder CC BY-SA 4.0"),
+              unknown]
     write_dataset(Dataset(images), tmp_path / "c.zip")
     with zipfile.ZipFile(tmp_path / "c.zip") as archive:
-        lines = [line for line in archive.read("ATTRIBUTION.txt").decode().splitlines() if line.startswith("cat/")]
+        text = archive.read("ATTRIBUTION.txt").decode()
         manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode())))
-    assert lines == ["cat/0002.png: “cat 2” by Ann Example, licensed under CC BY-SA 4.0 "
-                     "(https://creativecommons.org/licenses/by-sa/4.0/)",
-                     "cat/0004.png: Photo by Bob, CC BY"]
-    assert [row["license"] for row in manifest] == ["cc0", "by-sa", "", "by"]
-    assert manifest[1]["creator"] == "Ann Example"
+        meta = [json.loads(line) for line in archive.read("metadata.jsonl").decode().splitlines()]
+    assert [line for line in text.splitlines() if line.startswith("cat/")] == [
+        "cat/0002.png: “cat 2” by Ann Example is licensed under CC BY-SA 4.0"]  # one line, whatever the source sent
+    assert "no licence" in text  # the head says what an unlisted image means
+    assert [row["license"] for row in manifest] == ["cc0", "by-sa", ""]
+    assert manifest[1]["creator"] == "Ann Example" and meta[1]["license_url"] == by_sa_licence["license_url"]
 
 
 def test_zip64_members_and_directory(tmp_path, monkeypatch):

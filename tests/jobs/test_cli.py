@@ -9,6 +9,7 @@ import pty
 import select
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -70,3 +71,41 @@ def test_run_job_says_why_when_nothing_is_found(tmp_path, engines, image_server)
     assert code == 1
     assert "no images could be delivered for “zzqx nothing”" in terminal
     assert not (tmp_path / "none.zip").exists()
+
+
+def test_run_job_with_several_classes_a_split_and_a_licence(tmp_path, engines, open_apis):
+    out = tmp_path / "pets.zip"
+    code, stdout, terminal = _run(tmp_path, engines, "cat", "dog", "-n", "10", "-o", str(out), "--split", "80/20",
+                                  "--licence", "commercial", "--formats", "jpeg,png,webp",
+                                  IMAGE_SOURCES="openverse", OPENVERSE_URL=open_apis.openverse_url)
+    assert code == 0, terminal
+    assert f"20 images in {out}" in stdout and "cat/: 10 of 10 images" in stdout and "dog/: 10 of 10" in stdout
+    assert "0/20" in terminal and "20/20" in terminal
+    with zipfile.ZipFile(out) as archive:
+        names = archive.namelist()
+        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8"))))
+    for part, share in (("train", 8), ("val", 2)):
+        for label in ("cat", "dog"):
+            assert len([n for n in names if n.startswith(f"{part}/{label}/")]) == share
+        assert f"{part}/metadata.jsonl" in names
+    assert {row["license"] for row in manifest} <= {"cc0", "pdm", "by", "by-sa", "by-nd"}
+
+
+def test_run_job_writes_webdataset_shards(tmp_path, engines, open_apis):
+    out = tmp_path / "pets.zip"
+    code, _, terminal = _run(tmp_path, engines, "cat", "dog", "-n", "4", "-o", str(out), "--layout", "webdataset",
+                             IMAGE_SOURCES="openverse", OPENVERSE_URL=open_apis.openverse_url)
+    assert code == 0, terminal
+    with zipfile.ZipFile(out) as archive:
+        assert [n for n in archive.namelist() if n.endswith(".tar")] == ["shard-000000.tar"]
+        with archive.open("shard-000000.tar") as shard, tarfile.open(fileobj=shard, mode="r|") as tar:
+            names = [member.name for member in tar]
+    stems = [name.rsplit(".", 1) for name in names]
+    assert len(names) == 16 and [ext for _, ext in stems[1::2]] == ["json"] * 8
+    assert [key for key, _ in stems[::2]] == [key for key, _ in stems[1::2]]
+    assert {key.split("-")[0] for key, _ in stems} == {"cat", "dog"}
+
+
+def test_run_job_refuses_too_many_classes(tmp_path, engines):
+    code, _, terminal = _run(tmp_path, engines, "a", "b", "c", "-n", "1", MAX_CLASSES="2")
+    assert code == 2 and "at most 2 queries (MAX_CLASSES)" in terminal
