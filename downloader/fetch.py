@@ -35,7 +35,6 @@ _ACCEPT = "image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8"
 HOST_BUSY = frozenset({429, 503})  # the host asks every client to slow down
 RETRY_ONCE = frozenset({500, 502, 504})  # this URL failed on the server; one more try may work
 OVERLOAD = frozenset({429, 502, 503, 504})  # answers that lower the host's limit
-RETRY_PAUSE = 0.5  # seconds before the one retry of a 500, 502 or 504
 ROBOTS_TOKEN = "advancedimagedownloader"  # the user-agent token X-Robots-Tag directives may be addressed to
 NOAI_DIRECTIVES = frozenset({"noai", "noimageai"})
 _VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
@@ -200,7 +199,7 @@ class Fetcher:
                 logger.debug("HTTP %s from %s; holding %s for %.1f s", status, url, host, wait)
             elif status in RETRY_ONCE and not retried:
                 retried = True
-                wait = RETRY_PAUSE + random.uniform(0, RETRY_PAUSE / 4)
+                wait = options.retry_pause + random.uniform(0, options.retry_pause / 4)
                 logger.debug("HTTP %s from %s; retrying this URL once in %.1f s", status, url, wait)
             elif status in RETRY_ONCE:
                 raise FetchError(f"HTTP {status}, still after 2 attempts")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InvalidImage, TooSmall, UnwantedFormat
@@ -41,14 +42,30 @@ def _looks_like_text(head: bytes) -> str | None:
     return None
 
 
+@functools.cache
+def _dct_rows(size: int = 32, keep: int = 8) -> np.ndarray:
+    """The first ``keep`` rows of the unnormalised DCT-II matrix (as scipy.fftpack.dct computes it)."""
+    k = np.arange(keep)[:, None]
+    n = np.arange(size)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * size))
+
+
 def phash_of(image: Image.Image) -> int:
-    """Return the 64-bit perceptual hash (DCT of a 32 x 32 grey thumbnail) of ``image`` as an int."""
+    """Return the 64-bit perceptual hash of ``image`` as an int: the bits of ImageHash's ``phash``, row by row.
+
+    The 8 x 8 lowest frequencies of the DCT of a 32 x 32 grey thumbnail, each bit set when above their median;
+    two small matrix products instead of SciPy's FFT (whose import alone costs more than a thousand hashes).
+    """
     grey = image.convert("L")
     # A box reduction to about 128 px first: the hash only sees 32 x 32, and Lanczos from full size costs far more.
     factor = min(grey.size) // 128
     if factor > 1:
         grey = grey.reduce(factor)
-    return int(str(imagehash.phash(grey)), 16)
+    pixels = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    rows = _dct_rows()
+    low = rows @ pixels @ rows.T
+    bits = (low > np.median(low)).ravel()
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
