@@ -99,13 +99,15 @@ SETTINGS: tuple[Setting, ...] = (
     # Downloads
     Setting("ALLOW_PRIVATE_URLS", False, _bool, "Allow image URLs that resolve to loopback, private, link-local or reserved addresses (tests only)."),
     Setting("DOWNLOAD_THREADS", 32, int, "Concurrent image downloads of one job."),
-    Setting("DOWNLOAD_PER_HOST", 4, int, "Concurrent downloads from one host."),
+    Setting("DOWNLOAD_PER_HOST", 4, int, "Concurrent downloads from one host to start with; the limit grows while the host answers quickly and halves on signs of overload."),
+    Setting("DOWNLOAD_PER_HOST_MAX", 16, int, "The most concurrent downloads from one host the adaptive limit may reach (never below DOWNLOAD_PER_HOST)."),
     Setting("DOWNLOAD_CONNECT_TIMEOUT", 5.0, float, "Seconds to connect to an image host."),
     Setting("DOWNLOAD_READ_TIMEOUT", 15.0, float, "Seconds to wait for each chunk of an image."),
     Setting("DOWNLOAD_DEADLINE_SECONDS", 300, int, "Deadline for the whole download stage of one job."),
     Setting("MAX_IMAGE_BYTES", 20 * 1024 * 1024, int, "Largest image accepted, enforced while streaming."),
     Setting("NEAR_DUPLICATE_DISTANCE", 6, int, "Images whose perceptual hashes differ in at most this many of 64 bits are near duplicates; the larger is kept."),
     Setting("MIN_IMAGE_SIDE", 32, int, "Images narrower or shorter than this many pixels are refused."),
+    Setting("RESPECT_NOAI", True, _bool, "Refuse images served with X-Robots-Tag: noai or noimageai (the site asks that they not be used for AI); off keeps them."),
     # Mail
     Setting("SMTP_HOST", None, str, "SMTP server. Unset: mail is written as .eml files to MAIL_OUTBOX and logged."),
     Setting("SMTP_PORT", 587, int, "SMTP port."),
