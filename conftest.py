@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.cassandra",
     "tests.fixtures.apps",
     "tests.fixtures.processes",
+    "tests.fixtures.redis",
 ]
