@@ -112,7 +112,7 @@ def test_an_api_key_job_needs_no_confirmation_and_its_link_from_the_worker_works
     """SCHEDULER=worker: the worker signs the link, the web process serves it, both with the one SECRET_KEY."""
     settings = {"SCHEDULER": "worker", "EMAIL_CONFIRMATION": "on", "API_KEYS": f"other,{KEY}"}
     web = processes.procfile_web(**settings)
-    processes.worker(**settings)
+    processes.worker(**settings, PUBLIC_URL=web.url)  # the worker writes the emails' links
     at = datetime.now(UTC)
     job = {"search-query": "red panda", "email": "program@example.com", "images": 3,
            "date": at.strftime("%Y-%m-%d"), "time": at.strftime("%H:%M:%S")}
