@@ -1,5 +1,6 @@
-"""A person fills the form in real headless Chromium; the job runs against the local fixture Bing and image
-server; a real SMTP server receives the emails; the emailed link downloads the zip."""
+"""A person fills the form in real headless Chromium, confirms the address with the button of the emailed link, and
+the job runs against the local fixture Bing and image server; a real SMTP server receives the emails; the emailed
+link downloads the zip. Every job here goes through the confirmation step (EMAIL_CONFIRMATION=auto with SMTP)."""
 
 from __future__ import annotations
 
@@ -44,11 +45,29 @@ def _link(message) -> str:
     return re.search(r"(http://\S+/download/\S+)", message.get_body(("plain",)).get_content())[1]
 
 
+CONFIRM = "Confirm your email address"
+
+
+def _confirm_path(message) -> str:
+    return re.search(r"http://[^/\s]+(/confirm/\S+)", message.get_body(("plain",)).get_content())[1]
+
+
+def _confirm(client, smtp_server, email: str) -> None:
+    """Open the emailed confirmation link and press its button, as the address's owner does."""
+    messages = smtp_server.wait_for(lambda msgs: any(m["To"] == email and m["Subject"] == CONFIRM for m in msgs))
+    path = _confirm_path([m for m in messages if m["To"] == email and m["Subject"] == CONFIRM][-1])
+    page = client.get(path).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    response = client.post(path, data={"csrf_token": token})
+    assert response.status_code == 200 and 'id="confirmed"' in response.get_data(as_text=True)
+
+
 def _submit_now(client, email: str, count: int, query: str = "red panda") -> str:
     now = datetime.now(UTC)
     response = client.post("/api/jobs", json={"search-query": query, "email": email, "images": count,
                                               "date": now.strftime("%Y-%m-%d"), "time": now.strftime("%H:%M:%S")})
     assert response.status_code == 201, response.get_json()
+    assert response.get_json()["status"] == "unconfirmed"
     return response.get_json()["id"]
 
 
@@ -72,13 +91,21 @@ def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
         driver.find_element(By.ID, "submit").click()
         WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "submitted")))
         assert "Your job has been submitted" in driver.page_source
-        driver.find_element(By.ID, "job-link").click()
-        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "job-status")))
+        assert driver.find_element(By.ID, "confirm-needed").is_displayed()
+
+        # The only email so far asks to confirm the address; its link opens a page with one button.
+        [confirm] = smtp_server.wait_for(lambda msgs: len(msgs) >= 1)
+        assert confirm["Subject"] == CONFIRM
+        driver.get(server.url + _confirm_path(confirm))
+        driver.find_element(By.ID, "confirm").click()
+        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "confirmed")))
+        assert "1 waiting job is now queued" in driver.find_element(By.ID, "confirmed-jobs").text
 
         messages = smtp_server.wait_for(lambda msgs: any("are ready" in m["Subject"] for m in msgs), timeout=120)
         subjects = [m["Subject"] for m in messages]
-        assert subjects == ["Your images of “red panda” are being collected",
-                            "Your 12 images of “red panda” are ready"]
+        assert subjects == [CONFIRM, "Your images are being collected", "Your images are ready"]
+        messages = messages[1:]
+        assert "12 images" in messages[1].get_body(("plain",)).get_content()
         link = _link(messages[1])
         assert link.startswith(server.url)
 
@@ -114,7 +141,9 @@ def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
 def test_an_engine_with_no_results_sends_the_error_email(job_app, smtp_server, engines):
     engines.set_mode("bing", "empty")
     app = job_app()
-    job_id = _submit_now(app.test_client(), "nothing@example.com", 5, "zzqx nothing")
+    client = app.test_client()
+    job_id = _submit_now(client, "nothing@example.com", 5, "zzqx nothing")
+    _confirm(client, smtp_server, "nothing@example.com")
     messages = smtp_server.wait_for(lambda msgs: any("could not be collected" in m["Subject"] for m in msgs), 90)
     failed = [m for m in messages if "could not be collected" in m["Subject"]][0]
     body = failed.get_body(("plain",)).get_content()
@@ -127,8 +156,14 @@ def test_an_engine_with_no_results_sends_the_error_email(job_app, smtp_server, e
 
 def test_smtp_down_when_the_job_finishes(job_app, smtp_server):
     app = job_app(CLEANUP_INTERVAL_SECONDS=1)
-    smtp_server.stop()
-    job_id = _submit_now(app.test_client(), "later@example.com", 4)
+    client = app.test_client()
+    job_id = _submit_now(client, "later@example.com", 4)
+    messages = smtp_server.wait_for(lambda msgs: len(msgs) == 1)
+    path = _confirm_path(messages[0])
+    page = client.get(path).get_data(as_text=True)
+    smtp_server.stop()  # the server goes down after the confirmation email: the job's emails cannot go out
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]
+    assert client.post(path, data={"csrf_token": token}).status_code == 200
     with app.app_context():
         store = get_store(app)
         deadline = time.monotonic() + 90
@@ -150,7 +185,9 @@ def test_every_engine_dead_sends_the_engines_error_email(job_app, smtp_server, e
         engines.set_mode(engine, "dead")
     app = job_app(IMAGE_SOURCES=["bing", "duckduckgo", "google"], DUCKDUCKGO_URL=engines.duckduckgo_url,
                   GOOGLE_URL=engines.google_url, COLLECT_TIMEOUT_SECONDS=20)
-    job_id = _submit_now(app.test_client(), "dead@example.com", 5)
+    client = app.test_client()
+    job_id = _submit_now(client, "dead@example.com", 5)
+    _confirm(client, smtp_server, "dead@example.com")
     messages = smtp_server.wait_for(lambda msgs: any("could not be collected" in m["Subject"] for m in msgs), 120)
     failed = [m for m in messages if "could not be collected" in m["Subject"]][0]
     assert "the image search engines did not answer; try again later" in failed.get_body(("plain",)).get_content()
@@ -159,3 +196,24 @@ def test_every_engine_dead_sends_the_engines_error_email(job_app, smtp_server, e
         events = " | ".join(e.message for e in get_store(app).events(job_id))
     assert job.status == "failed"
     assert "bing" in events and "duckduckgo" in events and "google" in events  # the log says why each stopped
+
+
+def test_three_jobs_wait_for_one_confirmation_and_the_button_runs_them(job_app, smtp_server, engines):
+    app = job_app(IMAGE_SOURCES=["urls"], URL_LIST=engines.url_list)
+    client = app.test_client()
+    ids = [_submit_now(client, "three@example.com", 2, query) for query in ("red panda", "koala", "otter")]
+    smtp_server.wait_for(lambda msgs: len(msgs) >= 1)
+    time.sleep(3)  # the scheduler polls every second: a job that should not run would have started now
+    assert [m["Subject"] for m in smtp_server.messages] == [CONFIRM]
+    with app.app_context():
+        store = get_store(app)
+        assert [store.get_job(job_id).status for job_id in ids] == ["unconfirmed"] * 3
+        assert not any(e.message.startswith("job started") for job_id in ids for e in store.events(job_id))
+
+    _confirm(client, smtp_server, "three@example.com")
+    messages = smtp_server.wait_for(lambda msgs: sum(m["Subject"] == "Your images are ready" for m in msgs) >= 3,
+                                    timeout=120)
+    subjects = sorted(m["Subject"] for m in messages)
+    assert subjects == sorted([CONFIRM] + ["Your images are being collected"] * 3 + ["Your images are ready"] * 3)
+    with app.app_context():
+        assert [get_store(app).get_job(job_id).status for job_id in ids] == ["done"] * 3
