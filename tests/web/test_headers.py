@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from db import DONE, Job, get_store
-from jobs import files
 from jobs.links import make_download_token
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,19 +27,9 @@ def assert_security_headers(response) -> None:
 
 
 @pytest.fixture
-def done_job(app):
-    now = datetime.now(UTC)
-    job = Job(id="job-headers-test", query="red panda", email="a@example.com", count=1, run_at=now, created_at=now)
+def done_job(app, finished_job):
     with app.app_context():
-        store = get_store()
-        store.create_job(job)
-        assert store.claim_job(job.id, "w", now)
-        path = files.zip_path(app, job.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr("manifest.csv", "file\n")
-        assert store.finish_job(job.id, "w", DONE, now, delivered=1, zip_name=path.name, zip_bytes=path.stat().st_size)
-        return job, make_download_token(job.id)
+        return finished_job, make_download_token(finished_job.id)
 
 
 def test_every_kind_of_page_carries_the_headers(client, done_job):

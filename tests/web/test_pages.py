@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import zipfile
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from itsdangerous import TimestampSigner
 
-from db import DONE, Job, get_store
+from db import get_store
 from jobs import files
 from jobs.links import make_download_token
 
@@ -71,24 +69,6 @@ def test_unknown_job_gets_a_clear_404(client):
     assert response.status_code == 404
     assert "There is no such job" in response.get_data(as_text=True)
     assert client.get("/api/jobs/nope").status_code == 404
-
-
-@pytest.fixture
-def finished_job(app):
-    """A done job with a zip on disk."""
-    now = datetime.now(UTC)
-    job = Job(id="job-download-test", query="red panda", email="a@example.com", count=2, run_at=now,
-              created_at=now)
-    with app.app_context():
-        store = get_store()
-        store.create_job(job)
-        assert store.claim_job(job.id, "w", now)
-        path = files.zip_path(app, job.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(path, "w") as archive:
-            archive.writestr("manifest.csv", "file\n")
-        assert store.finish_job(job.id, "w", DONE, now, delivered=2, zip_name=path.name, zip_bytes=path.stat().st_size)
-    return job
 
 
 def test_a_valid_link_downloads_the_zip(app, client, finished_job):
