@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -10,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 from dotenv import load_dotenv
 from flask import Flask
+from flask.cli import AppGroup
 
 import config
 
@@ -67,10 +70,28 @@ def configure_logging(level: str) -> None:
         werkzeug.addFilter(_RedactSecretPaths())
 
 
+# The app's own commands, each imported only when it is asked for: `flask fetch` needs neither Selenium nor the jobs.
+LAZY_COMMANDS = {"run-job": "jobs.cli:run_job", "collect": "scraper.cli:collect", "fetch": "downloader.cli:fetch"}
+
+
+class LazyCommands(AppGroup):
+    """``app.cli`` whose LAZY_COMMANDS are imported on first use (``flask --help`` still lists them all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, name = LAZY_COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create the app: defaults, then the environment (and a local .env), then ``test_config``."""
     load_dotenv(Path(__file__).with_name(".env"))
     app = Flask(__name__, instance_relative_config=True)
+    app.cli = LazyCommands(app.name)
     app.config.update(config.load())
     if test_config:
         app.config.update(test_config)
@@ -84,15 +105,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     import mailer
     import scheduler
     import web
-    from downloader.cli import fetch
-    from jobs.cli import run_job
-    from scraper.cli import collect
 
     db.init_app(app)
     mailer.init_app(app)
     web.init_app(app)
-    for command in (run_job, collect, fetch):
-        app.cli.add_command(command)
     try:
         db.get_store(app)
     except db.StoreUnavailable as exc:

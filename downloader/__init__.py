@@ -39,18 +39,44 @@ Errors: one URL's problem is never raised; it becomes a Failure whose reason com
 lets an exception from ``more`` propagate unchanged (it belongs to the collector).
 """
 
+from typing import TYPE_CHECKING, Any
+
+from .candidates import CandidateLike, ListedURL
 from .dataset import LAYOUTS, LICENCE_FIELDS, SPLITS, Dataset, DatasetFailure, DatasetImage
-from .errors import BlockedURL, DownloadError, FetchError, InvalidImage, Stopped, TooLarge, TooSmall, UnwantedFormat
+from .errors import (
+    BlockedURL,
+    DownloadError,
+    FetchError,
+    InvalidImage,
+    NotForAI,
+    Stopped,
+    TooLarge,
+    TooSmall,
+    UnwantedFormat,
+)
 from .options import DownloadOptions
 from .package import failures_csv, manifest_csv, write_dataset, write_reports, write_zip
 from .records import DownloadResult, Failure, ImageRecord
-from .stage import download_images
+
+if TYPE_CHECKING:
+    from .stage import download_images
+
+
+def __getattr__(name: str) -> Any:
+    # The stage pulls in Pillow, NumPy and requests: imported on first use, so `flask fetch --help` and the web
+    # forms (which only need the options and formats) start without them.
+    if name == "download_images":
+        from .stage import download_images
+
+        return download_images
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "LAYOUTS",
     "LICENCE_FIELDS",
     "SPLITS",
     "BlockedURL",
+    "CandidateLike",
     "Dataset",
     "DatasetFailure",
     "DatasetImage",
@@ -61,6 +87,8 @@ __all__ = [
     "FetchError",
     "ImageRecord",
     "InvalidImage",
+    "ListedURL",
+    "NotForAI",
     "Stopped",
     "TooLarge",
     "TooSmall",

@@ -13,7 +13,6 @@ from flask.cli import with_appcontext
 from .candidates import ListedURL
 from .options import FORMATS, DownloadOptions
 from .package import write_reports
-from .stage import download_images
 
 
 def read_candidates(path: Path) -> list[ListedURL]:
@@ -63,6 +62,8 @@ def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, mi
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--formats") from exc
+    from .stage import download_images  # Pillow, NumPy and requests: not for `fetch --help`
+
     want = number or len(candidates)
     queue = iter(candidates)
 

@@ -25,9 +25,25 @@ Exceptions::
     └── BrowserUnavailable     (inside the package) Chromium or chromedriver would not start
 """
 
-from .browser import reap_orphans
+from typing import TYPE_CHECKING, Any
+
 from .candidate import Candidate
-from .collector import Collector, EngineReport
 from .errors import EnginesUnavailable, ScraperError
+
+if TYPE_CHECKING:
+    from .browser import reap_orphans
+    from .collector import Collector, EngineReport
+
+_LAZY = {"Collector": ".collector", "EngineReport": ".collector", "reap_orphans": ".browser"}
+
+
+def __getattr__(name: str) -> Any:
+    # The collector and the browser pull in Selenium: imported on first use, so `flask fetch` and the web forms
+    # (which only need the candidate record, the errors and the licence filters) start without it.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Candidate", "Collector", "EngineReport", "EnginesUnavailable", "ScraperError", "reap_orphans"]
