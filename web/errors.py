@@ -61,5 +61,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route, not the path: a path can hold a download or confirmation token.
+        route = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        log.exception("unhandled error on %s %s", request.method, route)
         return respond(500, "Server error", "Something went wrong on our side. Please try again.")

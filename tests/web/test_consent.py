@@ -162,3 +162,19 @@ def test_the_caps_answer_with_their_messages(mail_app):
     assert response.status_code == 400 and response.get_json()["errors"] == [{"field": None, "message": full}]
     page = client.post("/", data=_job("fifth@example.com"))
     assert page.status_code == 400 and f'<p class="alert" role="alert">{full}</p>' in page.get_data(as_text=True)
+
+
+def test_an_unexpected_error_on_a_link_logs_the_route_not_the_token(mail_app, smtp_server, monkeypatch, caplog):
+    from jobs import consent
+
+    client = mail_app().test_client()
+    client.post("/api/jobs", json=_job("boom@example.com"))
+    path = _confirm_path(smtp_server.wait_for(lambda msgs: len(msgs) == 1)[0])
+
+    def broken(store, token):
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(consent, "pending_job", broken)
+    assert client.get(path).status_code == 500
+    assert "GET /confirm/<token>" in caplog.text
+    assert path.rsplit("/", 1)[1] not in caplog.text
