@@ -14,7 +14,7 @@ from db import open_store
 from tests.fixtures.apps import fresh_keyspace
 from tests.fixtures.processes import starts, wait_done
 
-pytestmark = pytest.mark.browser
+pytestmark = pytest.mark.slow  # real app processes; their jobs read the fixture URL list, no browser
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_jobs_survive_a_restart_and_missed_ones_run_at_start(processes, store, s
 
 @pytest.mark.parametrize(("shared_db", "jobs_per_process"), [
     ("sqlite", 3),
-    pytest.param("cassandra", 10, marks=pytest.mark.cassandra),
+    pytest.param("cassandra", 5, marks=pytest.mark.cassandra),  # more claims racing on lightweight transactions
 ], indirect=["shared_db"])
 def test_two_processes_on_one_database_run_each_job_once(processes, store, smtp_server, jobs_per_process):
     a, b = processes.flask(), processes.flask()
@@ -76,7 +76,7 @@ def test_two_processes_on_one_database_run_each_job_once(processes, store, smtp_
 
 
 def test_a_job_interrupted_by_a_crash_completes_once_after_restart(processes, store, smtp_server, engines):
-    engines.set_mode("bing", "slow")  # keep the job busy long enough to kill its process mid-way
+    engines.set_mode("urls", "slow")  # the list answers late: the job is busy long enough to kill its process
     first = processes.flask()
     job_id = first.submit("crash@example.com", datetime.now(UTC), 3)
     deadline = time.monotonic() + 30
@@ -92,5 +92,4 @@ def test_a_job_interrupted_by_a_crash_completes_once_after_restart(processes, st
     smtp_server.wait_for(lambda msgs: any("are ready" in m["Subject"] for m in msgs), timeout=30)
     time.sleep(1)
     subjects = Counter(m["Subject"] for m in smtp_server.to("crash@example.com"))
-    assert subjects == {"Your images of “red panda” are being collected": 1,
-                        "Your 3 images of “red panda” are ready": 1}
+    assert subjects == {"Your images are being collected": 1, "Your images are ready": 1}
