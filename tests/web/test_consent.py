@@ -178,3 +178,20 @@ def test_an_unexpected_error_on_a_link_logs_the_route_not_the_token(mail_app, sm
     assert client.get(path).status_code == 500
     assert "GET /confirm/<token>" in caplog.text
     assert path.rsplit("/", 1)[1] not in caplog.text
+
+
+def test_a_confirmation_email_that_could_not_be_sent_is_retried_by_the_upkeep(mail_app, smtp_server):
+    from jobs.notify import retry_pending
+
+    app = mail_app()
+    smtp_server.stop()
+    job_id = app.test_client().post("/api/jobs", json=_job("retry@example.com")).get_json()["id"]
+    with app.app_context():
+        store = get_store()
+        assert store.get_job(job_id).mail_pending == "confirm"
+        smtp_server.start()
+        assert retry_pending(store) == 1
+        [message] = smtp_server.wait_for(lambda msgs: len(msgs) == 1)
+        assert message["Subject"] == CONFIRM_SUBJECT and message["To"] == "retry@example.com"
+        job = store.get_job(job_id)
+        assert job.mail_pending is None and job.mails_sent == ["confirm"]
