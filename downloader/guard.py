@@ -15,6 +15,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from requests.adapters import HTTPAdapter
@@ -76,6 +77,10 @@ class Guard:
         self._checked: dict[tuple[str, int], list[str] | DownloadError] = {}  # the answer for each host, once
         self._resolving: dict[tuple[str, int], threading.Lock] = {}
 
+    def trusts(self, host: str, port: int) -> bool:
+        """True when ``host`` (any port) or ``host:port`` is one of the trusted hosts."""
+        return host.lower() in self.trusted_hosts or f"{host.lower()}:{port}" in self.trusted_hosts
+
     def addresses(self, host: str, port: int) -> list[str]:
         """Return the checked addresses of ``host``, resolved once per stage; refuse it when any is not public."""
         key = (host.lower(), port)
@@ -100,7 +105,7 @@ class Guard:
             raise FetchError(f"the host {host} could not be found") from exc
         if not found:
             raise FetchError(f"the host {host} has no address")
-        if self.allow_private or host.lower() in self.trusted_hosts:
+        if self.allow_private or self.trusts(host, port):
             return found
         for ip in found:
             problem = address_problem(ip)
@@ -148,6 +153,11 @@ class _GuardedConnection:
     """Mixin for urllib3 connections: connect through the stage's Guard instead of a fresh DNS lookup."""
 
     guard: Guard
+    # Set by urllib3's HTTPConnection, which every class this mixin goes into derives from.
+    _dns_host: str
+    port: int
+    timeout: Any
+    socket_options: Any
 
     def _new_conn(self) -> socket.socket:
         return self.guard.connect(self._dns_host, self.port, self.timeout, self.socket_options)

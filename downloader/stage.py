@@ -277,6 +277,7 @@ class _Stage:
         chosen = chosen[: self.want]
         width = max(4, len(str(len(chosen))))
         for number, done in enumerate(chosen, start=1):
+            assert done.fetched is not None and done.info is not None  # only checked downloads are kept
             name = f"{number:0{width}d}.{done.info.ext}"
             done.part.replace(images / name)
             candidate = done.task.candidate

@@ -85,7 +85,7 @@ def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
     except UnidentifiedImageError as exc:
         raise InvalidImage("not a JPEG, PNG, WebP or GIF image") from exc
     with image:
-        fmt, ext = KNOWN[image.format]
+        fmt, ext = KNOWN[image.format or ""]
         width, height = image.size
         if width * height > options.max_pixels:
             raise InvalidImage(

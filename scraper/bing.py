@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from html.parser import HTMLParser
@@ -46,17 +47,22 @@ def candidate(m: str | None, href: str | None) -> Candidate | None:
     except ValueError:
         data = {}
     query = parse_qs(urlsplit(href or "").query)
-    image_url = data.get(M_ORIGINAL) or (query.get(HREF_ORIGINAL) or [None])[0]
+
+    def first(name: str) -> str | None:
+        values = query.get(name)
+        return values[0] if values else None
+
+    image_url = data.get(M_ORIGINAL) or first(HREF_ORIGINAL)
     thumb = data.get(M_THUMB)
-    if not is_original(image_url, thumb):
+    if not image_url or not is_original(image_url, thumb):
         return None
     return Candidate(
         image_url=image_url,
         page_url=data.get(M_PAGE),
         title=data.get(M_TITLE),
         thumbnail_url=thumb,
-        width=to_int((query.get(HREF_WIDTH) or [None])[0]),
-        height=to_int((query.get(HREF_HEIGHT) or [None])[0]),
+        width=to_int(first(HREF_WIDTH)),
+        height=to_int(first(HREF_HEIGHT)),
         source=NAME,
     )
 
@@ -126,7 +132,7 @@ def _scroll(search: Search, known: int) -> EngineRun:
         for button in driver.find_elements(By.CSS_SELECTOR, SEE_MORE_SELECTOR):
             if button.is_displayed():
                 button.click()
-        count = search.wait_for(lambda known=known: _grew(search, known), STALL_SECONDS)
+        count = search.wait_for(functools.partial(_grew, search, known), STALL_SECONDS)
         if not count:
             stalls += 1
             continue

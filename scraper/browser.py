@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import urllib3
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
@@ -139,7 +140,8 @@ class Browser:
         before = self.pids
         try:
             self.driver.quit()
-        except Exception as exc:  # noqa: BLE001 - quitting must never stop the cleanup below
+        except (WebDriverException, OSError, urllib3.exceptions.HTTPError) as exc:
+            # A dead chromedriver answers with a refused connection or urllib3's MaxRetryError: kill what is left.
             log.warning("driver.quit() failed, killing the browser: %s", exc)
         self._cleanup_processes(before)
         shutil.rmtree(self.user_data_dir, ignore_errors=True)
@@ -217,8 +219,8 @@ def reap_orphans() -> int:
     folders = {Path(m.group(1)) for pid in orphans
                if (m := re.search(r"--user-data-dir=(\S+)", table.get(pid, (0, ""))[1]))}
     for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
-        owner = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+        named = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if named.isdigit() and int(named) != os.getpid() and not _alive(int(named)):
             folders.add(folder)
     for folder in folders:
         if folder.name.startswith(TEMP_PREFIX):

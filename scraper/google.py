@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
@@ -197,6 +198,7 @@ def results(search: Search) -> EngineRun:
     use_viewer = False
     while True:
         count = len(driver.find_elements(By.CSS_SELECTOR, TILE_SELECTOR))
+        new: Iterable[Candidate]
         if use_viewer:
             new = _viewer(search, tiles, count)
         else:
@@ -220,7 +222,7 @@ def results(search: Search) -> EngineRun:
             if button.is_displayed():
                 button.click()
         scrolls += 1
-        search.wait_for(lambda n=tiles: len(driver.find_elements(By.CSS_SELECTOR, TILE_SELECTOR)) > n, STALL_SECONDS)
+        search.wait_for(functools.partial(_more_tiles, driver, tiles), STALL_SECONDS)
         _check(search)
 
 
@@ -267,3 +269,8 @@ def _viewer_original(search: Search, thumb: str | None, previous: str | None) ->
     swapped = search.wait_for(lambda: (src := shown()) and src != preview and src, patience)
     image_url = swapped or preview
     return image_url if is_original(image_url, thumb) else None
+
+
+def _more_tiles(driver: Any, known: int) -> bool:
+    """True once the page holds more than ``known`` result tiles."""
+    return len(driver.find_elements(By.CSS_SELECTOR, TILE_SELECTOR)) > known
