@@ -4,16 +4,21 @@ Interface used by the rest of the app::
 
     from scraper import Candidate, Collector, EngineReport, ScraperError, EnginesUnavailable
 
-    with Collector.from_config(query, app.config, log=job_log) as collector:   # the browser starts on first use
+    with Collector.from_config(query, app.config, log=job_log, licence="any") as collector:  # browser on first use
         batch = collector.collect(want)   # up to `want` new unique Candidates; fewer, even [], once all ran dry
         collector.reports                 # [EngineReport(engine, count, stopped), ...], in IMAGE_SOURCES order
+
+    from scraper import licences    # FILTERS, CODES, passes(code, filter), credit_line(record), parse(name)
 
     reap_orphans()   # kill the Chromium of processes that died without quitting it (periodic upkeep)
 
 Engines (``bing``, ``duckduckgo``, ``google``; one module each, selectors in a dated constants block) are tried in
 IMAGE_SOURCES order; when one is blocked, fails or runs dry, the next fills the remainder. Each engine is a
 generator, so a second ``collect()`` continues where the first stopped. Duplicates across engines are removed by
-normalised URL. Only original image URLs are returned, never the engines' thumbnails.
+normalised URL. Only original image URLs are returned, never the engines' thumbnails. ``openverse`` and
+``wikimedia`` call JSON APIs with requests (``scraper/api.py``; no browser) and fill the Candidates' licence fields
+(``license``, ``license_version``, ``license_url``, ``creator``, ``attribution``); a ``licence`` filter other than
+``any`` uses only them and keeps only the candidates whose licence passes it.
 
 Exceptions::
 
