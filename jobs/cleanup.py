@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 
-from db import get_store
+from db import Job, get_store
 from jobs import files
 from jobs.notify import retry_pending
 from scraper import reap_orphans
@@ -28,16 +28,20 @@ def requeue_interrupted(app: Flask) -> list[str]:
     return requeued
 
 
-def purge_expired(app: Flask) -> int:
-    """Delete the files and the personal data of jobs that ended more than RETENTION_MINUTES ago."""
-    store = get_store(app)
-    cutoff = datetime.now(UTC) - timedelta(minutes=int(app.config["RETENTION_MINUTES"]))
-    purged = 0
-    for job in store.finished_before(cutoff):
-        get_storage(app).delete(job.id)
+def _delete(app: Flask, jobs: list[Job]) -> int:
+    """Delete each job's zip, folder, rows, image URLs and event log; return how many."""
+    store, storage = get_store(app), get_storage(app)
+    for job in jobs:
+        storage.delete(job.id)
         files.remove_job_files(app, job.id)
         store.purge_job(job.id)
-        purged += 1
+    return len(jobs)
+
+
+def purge_expired(app: Flask) -> int:
+    """Delete the files and the personal data of jobs that ended more than RETENTION_MINUTES ago."""
+    cutoff = datetime.now(UTC) - timedelta(minutes=int(app.config["RETENTION_MINUTES"]))
+    purged = _delete(app, get_store(app).finished_before(cutoff))
     if purged:
         log.info("retention: deleted %d finished jobs and their files", purged)
     return purged
@@ -45,13 +49,8 @@ def purge_expired(app: Flask) -> int:
 
 def purge_unconfirmed(app: Flask, now: datetime | None = None) -> int:
     """Delete the jobs (and their data) whose address was not confirmed within CONFIRMATION_HOURS."""
-    store = get_store(app)
     cutoff = (now or datetime.now(UTC)) - timedelta(hours=float(app.config["CONFIRMATION_HOURS"]))
-    purged = 0
-    for job in store.unconfirmed_before(cutoff):
-        files.remove_job_files(app, job.id)
-        store.purge_job(job.id)
-        purged += 1
+    purged = _delete(app, get_store(app).unconfirmed_before(cutoff))
     if purged:
         log.info("confirmation: deleted %d jobs whose address was not confirmed in time", purged)
     return purged
