@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from db import Job
+
 SINGLE_FOLDER = "images"  # a one-class job keeps the folder it always had
 # A class folder at the root must not look like a split folder to Hugging Face's imagefolder.
 RESERVED = frozenset({"train", "training", "val", "valid", "validation", "dev", "test", "testing", "eval"})
@@ -88,6 +90,11 @@ def results_note(results: Sequence[ClassResult]) -> str | None:
     if len(results) == 1:
         return results[0].reason
     return "\n".join(note_line(result) for result in results)
+
+
+def for_job(job: Job) -> list[ClassResult]:
+    """The classes of ``job`` and, once it is done, what each delivered and why it fell short."""
+    return job_results(job.query, job.count, job.options, job.delivered, job.note)
 
 
 def job_results(query: str, count: int, options: Mapping, delivered: int, note: str | None) -> list[ClassResult]:

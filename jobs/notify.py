@@ -9,6 +9,7 @@ from flask import current_app
 
 import mailer
 from db import FINISHED, UNCONFIRMED, Job, Store
+from jobs import classes
 from jobs.files import download_name
 from jobs.links import human_size, local_time, make_confirm_token, make_download_token, public_url
 
@@ -16,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def _context(job: Job, kind: str) -> dict:
-    context = {"job": job, "job_url": public_url(f"/jobs/{job.id}"), "home_url": public_url("/")}
+    results = classes.for_job(job)
+    context = {"job": job, "job_url": public_url(f"/jobs/{job.id}"), "home_url": public_url("/"),
+               "classes": results if len(results) > 1 else [], "wanted": job.count * len(results)}
     if kind == "done":
         ttl = timedelta(minutes=float(current_app.config["LINK_TTL_MINUTES"]))
         context.update(

@@ -18,7 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from downloader import LAYOUTS, SPLITS
 from downloader.options import FORMAT_NAMES as FORMATS
+from jobs.classes import distinct_queries
+from scraper.licences import FILTERS as LICENCES
 
 # A time picked "now" is a few seconds old when it arrives; within this it runs at once instead of being refused.
 PAST_GRACE = timedelta(seconds=60)
@@ -35,7 +38,8 @@ _WEB_ADDRESS = re.compile(r"://|www\.", re.IGNORECASE)
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 FIELDS = {"search-query": "search query", "email": "email", "images": "number of images", "date": "date",
           "time": "time", "timezone": "time zone", "formats": "image formats", "min-width": "minimum width",
-          "min-height": "minimum height"}
+          "min-height": "minimum height", "split": "split", "layout": "layout", "licence": "licence"}
+_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass
@@ -48,9 +52,17 @@ class Submission:
     formats: list[str] = field(default_factory=lambda: list(FORMATS))
     min_width: int = 0
     min_height: int = 0
+    queries: list[str] = field(default_factory=list)  # one per class; ``query`` is them joined by ", "
+    split: str | None = None
+    layout: str = "imagefolder"
+    licence: str = "any"
 
     def options(self) -> dict:
-        return {"formats": self.formats, "min_width": self.min_width, "min_height": self.min_height}
+        options = {"formats": self.formats, "min_width": self.min_width, "min_height": self.min_height,
+                   "split": self.split, "layout": self.layout, "licence": self.licence}
+        if len(self.queries) > 1:
+            options["classes"] = list(self.queries)  # a one-query job keeps the shape it always had
+        return options
 
 
 def _text(data, name: str) -> str:
@@ -75,15 +87,50 @@ def _values(data, name: str) -> list:
 
 
 def _unsafe_fields(data) -> dict[str, str]:
-    """Refuse, in every known field, nested JSON values and text with hidden characters."""
+    """Refuse, in every known field, nested JSON values and text with hidden characters (the search query may
+    hold line breaks, one query a line, or be a JSON list of strings)."""
     errors = {}
     for name, label in FIELDS.items():
         for value in _values(data, name):
+            if name == "search-query" and isinstance(value, list) and all(isinstance(v, str) for v in value):
+                value = "\n".join(value)
             if isinstance(value, dict | list):
                 errors[name] = f"{label} must be text or a number"
-            elif hidden_characters(str(value)):
+            elif name == "search-query" and any(map(hidden_characters, _LINE_BREAKS.split(str(value)))):
+                errors[name] = f"{label} cannot contain control or direction-changing characters"
+            elif name != "search-query" and hidden_characters(str(value)):
                 errors[name] = f"{label} cannot contain control or direction-changing characters"
     return errors
+
+
+def _queries(data, max_length: int, max_classes: int, errors: dict) -> list[str]:
+    """The distinct queries, one a line (or a JSON list), each checked; the field's error names the bad line."""
+    raw = data.get("search-query")
+    lines = raw if isinstance(raw, list) else _LINE_BREAKS.split("" if raw is None else str(raw))
+    queries = distinct_queries(str(line) for line in lines)
+    several = len(queries) > 1
+    if not queries:
+        errors["search-query"] = "search query is required"
+    elif len(queries) > max_classes:
+        errors["search-query"] = f"at most {max_classes} search queries (classes), one a line"
+    for number, query in enumerate(queries, start=1):
+        where = f"search query {number} (“{query[:40]}”)" if several else ""
+        if len(query) > max_length:
+            errors["search-query"] = f"{where or 'search query'} must be at most {max_length} characters"
+        elif _WEB_ADDRESS.search(query):
+            errors["search-query"] = f"{where or 'the search query'} cannot contain a web address"
+        if "search-query" in errors:
+            break
+    return queries
+
+
+def _choice(data, name: str, choices, default: str | None, errors: dict) -> str | None:
+    value = _text(data, name).lower()
+    if not value or value == "none":
+        return default
+    if value not in choices:
+        errors[name] = f"{FIELDS[name]} must be one of {', '.join(choices)}"
+    return value
 
 
 def _list(data, name: str) -> list[str]:
@@ -121,25 +168,21 @@ def check(data, config: Mapping[str, Any], now: datetime) -> tuple[Submission | 
     """Validate ``data`` with the limits of the app's settings."""
     return validate_submission(data, now=now, max_images=int(config["MAX_IMAGES"]),
                                max_query_length=int(config["MAX_QUERY_LENGTH"]),
-                               max_schedule_days=int(config["MAX_SCHEDULE_DAYS"]))
+                               max_schedule_days=int(config["MAX_SCHEDULE_DAYS"]),
+                               max_classes=int(config["MAX_CLASSES"]))
 
 
 def validate_submission(data, *, now: datetime, max_images: int = 500, max_query_length: int = 200,
-                        max_schedule_days: int = 30) -> tuple[Submission | None, dict[str, str]]:
-    """Validate the fields named search-query, email, images, date, time, timezone (+ optional filters)."""
+                        max_schedule_days: int = 30, max_classes: int = 10) -> tuple[Submission | None, dict[str, str]]:
+    """Validate the fields named search-query (one query a line), email, images (per class), date, time,
+    timezone (+ optional filters, split, layout and licence)."""
     unsafe = _unsafe_fields(data)
     if unsafe:
         # Values that are not plain text are not parsed further: each field named once, with that reason.
         data = {name: value for name, value in _items(data) if name not in unsafe}
     errors: dict[str, str] = {}
 
-    query = " ".join(_text(data, "search-query").split())
-    if not query:
-        errors["search-query"] = "search query is required"
-    elif len(query) > max_query_length:
-        errors["search-query"] = f"search query must be at most {max_query_length} characters"
-    elif _WEB_ADDRESS.search(query):
-        errors["search-query"] = "the search query cannot contain a web address"
+    queries = _queries(data, max_query_length, max_classes, errors)
 
     email = _text(data, "email")
     if not email:
@@ -167,6 +210,10 @@ def validate_submission(data, *, now: datetime, max_images: int = 500, max_query
     min_height = _whole_number(data.get("min-height"), "minimum height", errors, "min-height", 0, MAX_DIMENSION,
                                False)
 
+    split = _choice(data, "split", SPLITS, None, errors)
+    layout = _choice(data, "layout", LAYOUTS, "imagefolder", errors) or "imagefolder"
+    licence = _choice(data, "licence", LICENCES, "any", errors) or "any"
+
     run_at = None
     if day and clock and zone:
         run_at = _run_at(day, clock, zone, now, max_schedule_days, errors)
@@ -174,9 +221,9 @@ def validate_submission(data, *, now: datetime, max_images: int = 500, max_query
     errors.update(unsafe)
     if errors or count is None or run_at is None:
         return None, errors
-    return Submission(query=query, email=email, count=count, run_at=run_at, timezone=zone_name,
+    return Submission(query=", ".join(queries), email=email, count=count, run_at=run_at, timezone=zone_name,
                       formats=[f for f in FORMATS if f in formats], min_width=min_width or 0,
-                      min_height=min_height or 0), {}
+                      min_height=min_height or 0, queries=queries, split=split, layout=layout, licence=licence), {}
 
 
 def _items(data) -> list[tuple[str, Any]]:

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, jsonify, url_for
 
 import jobs
 from db import get_store
+from jobs.classes import for_job
 from jobs.links import public_url
 from web import auth, bodies
 
@@ -43,6 +44,7 @@ def job_status(job_id: str):
         id=job.id, query=job.query, count=job.count, status=job.status, phase=job.phase,
         run_at=job.run_at.isoformat(), timezone=job.timezone, candidates=job.candidates, delivered=job.delivered,
         note=job.note, error=job.error, options=job.options,
+        classes=[result.to_dict() for result in for_job(job)],
         finished_at=job.finished_at.isoformat() if job.finished_at else None,
         events=[{"at": e.at.isoformat(), "level": e.level, "message": e.message} for e in store.events(job_id)],
     )

@@ -8,6 +8,7 @@ from werkzeug.datastructures import MultiDict
 import jobs
 from db import DONE, Job, get_store
 from jobs import consent, files
+from jobs.classes import for_job
 from jobs.links import LinkExpired, LinkInvalid, local_time, read_download_token
 from jobs.validation import FORMATS
 from storage import StorageError, get_storage
@@ -73,7 +74,7 @@ def job_page(job_id: str):
     if job is None:
         abort(404, description="There is no such job. Jobs and their data are deleted "
                                f"{current_app.config['RETENTION_MINUTES']} minutes after they end.")
-    return render_template("job.html", job=job, events=store.events(job_id),
+    return render_template("job.html", job=job, events=store.events(job_id), classes=for_job(job),
                            run_at_local=local_time(job.run_at, job.timezone))
 
 

@@ -63,6 +63,23 @@ CASES = [
     ("200 characters exactly", with_(search_query="y" * 200), None, None),
     ("time zone from the browser", with_(timezone="Asia/Kolkata"), None, None),
     ("one image", with_(images="1"), None, None),
+    # Several classes, splits and licences (issue 12)
+    ("three queries, one a line", with_(search_query="cat\ndog\r\nred panda"), None, None),
+    ("eleven queries", with_(search_query="\n".join(f"animal {n}" for n in range(11))), "search-query",
+     "at most 10 search queries (classes), one a line"),
+    ("repeated and blank lines count once", with_(search_query="\n".join(["cat", "", "CAT"] * 6 + ["dog"])), None,
+     None),
+    ("a long query among several", with_(search_query="cat\n" + "x" * 201), "search-query",
+     f"search query 2 (“{'x' * 40}”) must be at most 200 characters"),
+    ("a URL on the second line", with_(search_query="cat\nwww.evil.example"), "search-query",
+     "search query 2 (“www.evil.example”) cannot contain a web address"),
+    ("a tab within a line", with_(search_query="cat\tdog\nbird"), "search-query",
+     "search query cannot contain control or direction-changing characters"),
+    ("a split", with_(split="80/10/10"), None, None),
+    ("an unknown split", with_(split="70/30"), "split", "split must be one of 80/20, 80/10/10"),
+    ("open licences only", with_(licence="commercial"), None, None),
+    ("an unknown licence", with_(licence="nc-only"), "licence",
+     "licence must be one of any, open, commercial, modification"),
 ]
 
 
@@ -97,9 +114,11 @@ def test_form(client, case, data, field, message):
     assert response.status_code == 400
     # The message stands next to its field, and what the user typed is kept.
     assert f'<p class="error" id="{field}-error">{message}</p>'.replace("'", "&#39;") in page
-    for name in ("search-query", "email", "images"):
+    for name in ("email", "images"):
         if data.get(name) and len(data[name]) < 100:
             assert f'value="{data[name]}"' in page
+    if data.get("search-query") and len(data["search-query"]) < 100:
+        assert f'>{data["search-query"]}</textarea>' in page
 
 
 @pytest.mark.parametrize(("case", "data", "field", "message"), CASES, ids=[c[0] for c in CASES])
@@ -121,7 +140,34 @@ def test_api_accepts_json_numbers_and_lists(client):
     assert response.status_code == 201, response.get_json()
     status = client.get(response.get_json()["status_url"]).get_json()
     assert status["count"] == 12
-    assert status["options"] == {"formats": ["jpeg", "png"], "min_width": 64, "min_height": 0}
+    assert status["options"] == {"formats": ["jpeg", "png"], "min_width": 64, "min_height": 0, "split": None,
+                                 "layout": "imagefolder", "licence": "any"}
+
+
+def test_api_takes_a_list_of_queries_a_layout_and_a_split(client):
+    data = with_(search_query=None) | {"search-query": ["cat", "dog", "Cat", "red panda"], "layout": "webdataset",
+                                       "split": "80/20", "licence": "open"}
+    response = client.post("/api/jobs", json=data)
+    assert response.status_code == 201, response.get_json()
+    status = client.get(response.get_json()["status_url"]).get_json()
+    assert status["query"] == "cat, dog, red panda"
+    assert status["options"]["classes"] == ["cat", "dog", "red panda"]
+    assert {k: status["options"][k] for k in ("layout", "split", "licence")} == {
+        "layout": "webdataset", "split": "80/20", "licence": "open"}
+
+
+@pytest.mark.parametrize(("value", "field", "message"), [
+    ({"search-query": ["cat", 3]}, "search-query", "search query must be text or a number"),
+    ({"search-query": [["cat"]]}, "search-query", "search query must be text or a number"),
+    ({"search-query": ["cat", "dog\u202e"]}, "search-query",
+     "search query cannot contain control or direction-changing characters"),
+    ({"layout": "coco"}, "layout", "layout must be one of imagefolder, webdataset"),
+    ({"split": ["80/20"]}, "split", "split must be text or a number"),
+])
+def test_api_refuses_bad_classes_and_layouts(client, value, field, message):
+    response = client.post("/api/jobs", json=with_(search_query=None) | {"search-query": "cat"} | value)
+    assert response.status_code == 400
+    assert {"field": field, "message": message} in response.get_json()["errors"]
 
 
 @pytest.mark.parametrize("body", ["not json", "[1, 2]", ""])
@@ -153,7 +199,8 @@ def test_max_images_is_a_setting(make_app):
 
 @pytest.mark.parametrize("name", ["search-query", "email", "images", "date", "time", "timezone", "min-width"])
 def test_api_refuses_nested_values_naming_the_field(client, name):
-    for nested in ({"a": "b"}, ["x"]):
+    # A list of strings is the search query's other form (one query per class); a list of lists is not.
+    for nested in ({"a": "b"}, [["x"]] if name == "search-query" else ["x"]):
         response = client.post("/api/jobs", json=with_(**{name.replace("-", "_"): None}) | {name: nested})
         assert response.status_code == 400
         errors = response.get_json()["errors"]
