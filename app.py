@@ -71,7 +71,8 @@ def configure_logging(level: str) -> None:
 
 
 # The app's own commands, each imported only when it is asked for: `flask fetch` needs neither Selenium nor the jobs.
-LAZY_COMMANDS = {"run-job": "jobs.cli:run_job", "collect": "scraper.cli:collect", "fetch": "downloader.cli:fetch"}
+LAZY_COMMANDS = {"run-job": "jobs.cli:run_job", "collect": "scraper.cli:collect", "fetch": "downloader.cli:fetch",
+                 "crawl": "crawler.cli:crawl"}
 
 
 class LazyCommands(AppGroup):

@@ -51,7 +51,7 @@ def user_agent(chrome_bin: str) -> str:
     return USER_AGENT.format(major=chromium_major_version(chrome_bin))
 
 
-def _options(chrome_bin: str, user_data_dir: str) -> webdriver.ChromeOptions:
+def _options(chrome_bin: str, user_data_dir: str, arguments: tuple[str, ...] = ()) -> webdriver.ChromeOptions:
     options = webdriver.ChromeOptions()
     options.binary_location = chrome_bin
     for argument in (
@@ -68,6 +68,7 @@ def _options(chrome_bin: str, user_data_dir: str) -> webdriver.ChromeOptions:
         f"--window-size={WINDOW_SIZE}",
         f"--user-agent={user_agent(chrome_bin)}",
         f"--user-data-dir={user_data_dir}",
+        *arguments,  # e.g. the crawler's filtering proxy
     ):
         options.add_argument(argument)
     # Thumbnails and fonts are not needed to read result data; skipping them makes pages load faster.
@@ -108,12 +109,14 @@ def _descendants(root: int, table: dict[int, tuple[int, str]]) -> set[int]:
 class Browser:
     """A started Chromium with its driver; `quit()` leaves no process and no profile folder behind."""
 
-    def __init__(self, chrome_bin: str, chromedriver: str, *, page_timeout: float = 20.0) -> None:
+    def __init__(self, chrome_bin: str, chromedriver: str, *, page_timeout: float = 20.0,
+                 arguments: tuple[str, ...] = ()) -> None:
         reap_orphans()
         self.user_data_dir = tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-")
         self._service = Service(executable_path=chromedriver, env={**os.environ, OWNER_ENV: str(os.getpid())})
         try:
-            self.driver = webdriver.Chrome(service=self._service, options=_options(chrome_bin, self.user_data_dir))
+            options = _options(chrome_bin, self.user_data_dir, arguments)
+            self.driver = webdriver.Chrome(service=self._service, options=options)
         except (WebDriverException, OSError) as exc:
             self._cleanup_processes()
             shutil.rmtree(self.user_data_dir, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Imports go one way: app -> web -> scheduler -> jobs -> (scraper, downloader, storage, mailer) -> db -> config."""
+"""Imports go one way: app -> web -> scheduler -> jobs -> crawler -> (scraper, downloader, storage, mailer) -> db
+-> config."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ LAYERS: list[set[str]] = [
     {"web"},
     {"scheduler"},
     {"jobs"},
+    {"crawler"},  # beside the jobs' stages: it uses downloader and scraper, and jobs may use it
     {"scraper", "downloader", "storage", "mailer"},
     {"db"},
     {"config"},

@@ -1,0 +1,31 @@
+"""Crawl one website for its images: seed 004's coordinator, discovery workers and download workers.
+
+Public surface::
+
+    from crawler import Coordinator, CrawlOptions, CrawlState, check_start
+
+    options = CrawlOptions.from_config(app.config, max_images=500, render="http", scope="host")
+    problem = check_start(start_url, options)           # a sentence when the crawl cannot start, else None
+    state = CrawlState.open(out_dir)                    # out_dir/crawl-state.sqlite3, created or resumed
+    summary = Coordinator(start_url, out_dir, options, state, progress=None).run()
+
+- The *coordinator* owns the state (SQLite: frontier, pages visited, image URLs seen, images saved; written as it
+  changes, so a killed crawl resumes) and hands out work. *Discovery workers* open pages (``http``: requests and
+  selectolax; ``browser``: one headless Chromium each, behind a filtering proxy that applies the address guard to
+  every request) and return what a page yields (``extract``). The *download worker* is ``downloader``'s stage,
+  run on batches of pending images.
+- Scope: the start URL's host (or registrable domain), --include/--exclude, --depth, --max-pages, URL length;
+  robots.txt (protego) with Crawl-delay; per-host politeness (CRAWL_PER_HOST, CRAWL_DELAY_SECONDS) and back-off
+  on 429/503 honouring Retry-After.
+- Output in ``out_dir``: ``images/<name>.<ext>``, ``metadata/<name>.json``, ``images/<width>/`` per --widths,
+  ``manifest.csv`` and ``failures.csv``.
+
+Errors: one page's or image's problem is data (failures.csv); ``check_start`` returns why a crawl cannot begin;
+anything else is a bug and propagates from ``run()`` after every worker and browser has stopped.
+"""
+
+from .coordinator import Coordinator, Progress, Summary, check_start
+from .options import CrawlOptions
+from .state import CrawlState
+
+__all__ = ["Coordinator", "CrawlOptions", "CrawlState", "Progress", "Summary", "check_start"]
