@@ -125,8 +125,9 @@ def raw_fetch(urls: list[str]) -> float:
 class PeakRSS:
     """Sample the resident memory of a process (and its children) every 10 ms in a background thread."""
 
-    def __init__(self, pid: int | None = None) -> None:
+    def __init__(self, pid: int | None = None, children: bool = True) -> None:
         self.process = psutil.Process(pid or os.getpid())
+        self.children = children
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -136,7 +137,8 @@ class PeakRSS:
         while not self._stop.is_set():
             try:
                 total = self.process.memory_info().rss
-                total += sum(child.memory_info().rss for child in self.process.children(recursive=True))
+                if self.children:
+                    total += sum(child.memory_info().rss for child in self.process.children(recursive=True))
             except psutil.Error:
                 total = 0
             self.peak = max(self.peak, total)
@@ -221,7 +223,7 @@ def stage_alone(base: str, count: int) -> None:
     options = DownloadOptions(threads=THREADS, allow_private=True, resolver=lambda host, port: ["127.0.0.1"],
                               deadline=600)
     with tempfile.TemporaryDirectory(prefix="bench-stage-") as folder:
-        memory = PeakRSS()
+        memory = PeakRSS(children=False)  # this process only: the image server is a child too
         started = time.perf_counter()
         result = download_images(lambda k: [c for _, c in zip(range(k), queue, strict=False)], count, Path(folder),
                                  options)
