@@ -154,8 +154,8 @@ def test_an_engine_with_no_results_sends_the_error_email(job_app, smtp_server, e
     assert job.status == "failed" and job.error in body
 
 
-def test_smtp_down_when_the_job_finishes(job_app, smtp_server):
-    app = job_app(CLEANUP_INTERVAL_SECONDS=1)
+def test_smtp_down_when_the_job_finishes(job_app, smtp_server, engines):
+    app = job_app(CLEANUP_INTERVAL_SECONDS=1, IMAGE_SOURCES=["urls"], URL_LIST=engines.url_list)  # mail, not browser
     client = app.test_client()
     job_id = _submit_now(client, "later@example.com", 4)
     messages = smtp_server.wait_for(lambda msgs: len(msgs) == 1)

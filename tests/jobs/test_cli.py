@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.browser
+pytestmark = pytest.mark.slow  # a real `flask run-job` process; candidates from the fixture URL list, no browser
 
 
 def _run(tmp_path, engines, *args, **env) -> tuple[int, str, str]:
     """Run the command with stderr on a pseudo-terminal (as in a shell, where click draws its bar)."""
     environ = {**os.environ, "SECRET_KEY": "cli", "DATABASE_URL": f"sqlite:///{tmp_path}/cli.sqlite3",
-               "DATA_DIR": str(tmp_path / "data"), "BING_URL": engines.bing_url, "IMAGE_SOURCES": "bing",
+               "DATA_DIR": str(tmp_path / "data"), "URL_LIST": engines.url_list, "IMAGE_SOURCES": "urls",
                "ALLOW_PRIVATE_URLS": "on", "SMTP_HOST": "", **env}
     leader, follower = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "run-job", *args], cwd=ROOT,
@@ -42,7 +42,8 @@ def _run(tmp_path, engines, *args, **env) -> tuple[int, str, str]:
             break
         terminal += chunk
     os.close(leader)
-    stdout = proc.stdout.read()
+    with proc.stdout:
+        stdout = proc.stdout.read()
     proc.wait(timeout=30)
     return proc.returncode, stdout, terminal.decode("utf-8", "replace")
 
@@ -54,16 +55,16 @@ def test_run_job_writes_the_zip(tmp_path, engines, image_server):
     assert code == 0, terminal
     assert f"15 images in {out}" in stdout
     assert "red panda  [" in terminal and "0/15" in terminal and "]  15/15" in terminal  # the progress bar
-    archive = zipfile.ZipFile(out)
-    images = [n for n in archive.namelist() if n.startswith("images/")]
+    with zipfile.ZipFile(out) as archive:
+        images = [n for n in archive.namelist() if n.startswith("images/")]
+        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8"))))
     assert len(images) == 15
-    manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8"))))
     assert sorted(row["file"] for row in manifest) == sorted(images)
     assert not (tmp_path / "data" / "outbox").exists()  # no email
 
 
 def test_run_job_says_why_when_nothing_is_found(tmp_path, engines, image_server):
-    engines.set_mode("bing", "empty")
+    engines.set_mode("urls", "empty")
     try:
         code, _, terminal = _run(tmp_path, engines, "zzqx nothing", "-n", "5", "-o", str(tmp_path / "none.zip"))
     finally:
