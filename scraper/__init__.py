@@ -18,7 +18,8 @@ generator, so a second ``collect()`` continues where the first stopped. Duplicat
 normalised URL. Only original image URLs are returned, never the engines' thumbnails. ``openverse`` and
 ``wikimedia`` call JSON APIs with requests (``scraper/api.py``; no browser) and fill the Candidates' licence fields
 (``license``, ``license_version``, ``license_url``, ``creator``, ``attribution``); a ``licence`` filter other than
-``any`` uses only them and keeps only the candidates whose licence passes it.
+``any`` uses only them and keeps only the candidates whose licence passes it. ``urls`` (``scraper/urls.py``; no
+browser) hands out the image URLs of the list that URL_LIST names, a text file or an http(s) URL.
 
 Exceptions::
 
