@@ -17,6 +17,7 @@ from flask.cli import with_appcontext
 
 from db.base import (
     ACTIVE,
+    CANCELLED,
     DONE,
     FAILED,
     FINISHED,
@@ -35,7 +36,7 @@ from db.base import (
 from db.per_process import PerProcess
 
 __all__ = [
-    "ACTIVE", "DONE", "FAILED", "FINISHED", "QUEUED", "RUNNING", "UNCONFIRMED", "WAITING", "Event", "ImageUrl", "Job",
+    "ACTIVE", "CANCELLED", "DONE", "FAILED", "FINISHED", "QUEUED", "RUNNING", "UNCONFIRMED", "WAITING", "Event", "ImageUrl", "Job",
     "LimitReached", "Store", "StoreError", "StoreUnavailable", "get_store", "init_app", "open_store",
 ]
 

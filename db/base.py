@@ -1,7 +1,7 @@
 """The storage interface every database backend implements, and the records it passes.
 
 Records are plain dataclasses; datetimes are timezone-aware UTC. A job's status changes only through the
-conditional methods (``claim_job``, ``finish_job``, ``release_job``, ``requeue_stale``), so that when several
+conditional methods (``claim_job``, ``finish_job``, ``release_job``, ``requeue_stale``, ``cancel_job``), so that when several
 processes share one database each job runs exactly once. Everything else is a plain write.
 
 Exceptions: ``StoreError`` is the family; ``StoreUnavailable`` means the database did not answer (the web
@@ -20,7 +20,8 @@ QUEUED = "queued"
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
-FINISHED = (DONE, FAILED)
+CANCELLED = "cancelled"  # stopped by its owner; final, like done and failed
+FINISHED = (DONE, FAILED, CANCELLED)
 WAITING = (UNCONFIRMED, QUEUED)  # counted by the cap in all
 ACTIVE = (UNCONFIRMED, QUEUED, RUNNING)  # counted by the cap per address
 
@@ -56,7 +57,7 @@ class Job:
     timezone: str = "UTC"
     options: dict = field(default_factory=dict)  # filters and sources, JSON-serialisable
     status: str = QUEUED
-    phase: str = "queued"  # queued, collecting, downloading (also while the zip is built), done, failed
+    phase: str = "queued"  # queued, collecting, downloading (also while the zip is built), done, failed, cancelled
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -171,6 +172,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def release_job(self, job_id: str, worker: str, now: datetime) -> bool:
         """Put a job that ``worker`` is running back to queued (a graceful shutdown); True if it did."""
+
+    @abc.abstractmethod
+    def cancel_job(self, job_id: str, now: datetime) -> bool:
+        """Move an unconfirmed, queued or running job to cancelled (its phase too, finished at ``now``, no mail
+        pending); True for exactly one caller. A running job's worker sees it and stops at its next safe point."""
 
     @abc.abstractmethod
     def requeue_stale(self, cutoff: datetime) -> list[str]:

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import overload
 
 from db.base import (
+    ACTIVE,
+    CANCELLED,
     DATETIME_FIELDS,
-    DONE,
-    FAILED,
+    FINISHED,
     JOB_COLUMNS,
     QUEUED,
     RUNNING,
@@ -210,6 +211,16 @@ class SQLiteStore(ConsentTables, Store):
             )
         return cursor.rowcount == 1
 
+    def cancel_job(self, job_id: str, now: datetime) -> bool:
+        marks = ", ".join("?" for _ in ACTIVE)
+        with self._db() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET status = ?, phase = ?, finished_at = ?, mail_pending = NULL"
+                f" WHERE id = ? AND status IN ({marks})",
+                (CANCELLED, CANCELLED, _ts(now), job_id, *ACTIVE),
+            )
+        return cursor.rowcount == 1
+
     def requeue_stale(self, cutoff: datetime) -> list[str]:
         requeued = []
         with self._db() as conn:
@@ -229,8 +240,9 @@ class SQLiteStore(ConsentTables, Store):
     def finished_before(self, cutoff: datetime) -> list[Job]:
         with self._db() as conn:
             rows = conn.execute(
-                "SELECT * FROM jobs WHERE status IN (?, ?) AND finished_at < ? ORDER BY finished_at",
-                (DONE, FAILED, _ts(cutoff)),
+                f"SELECT * FROM jobs WHERE status IN ({', '.join('?' for _ in FINISHED)}) AND finished_at < ?"
+                " ORDER BY finished_at",
+                (*FINISHED, _ts(cutoff)),
             ).fetchall()
         return [_row_to_job(row) for row in rows]
 

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from db.base import (
+    ACTIVE,
+    CANCELLED,
     FINISHED,
     JOB_COLUMNS,
     QUEUED,
@@ -161,6 +163,33 @@ class CassandraStore(ConsentRecords, JobRecords, Store):
                 lambda r: r.status == QUEUED and r.claimed_by is None and as_utc(r.heartbeat_at) == now,
             )
         return applied
+
+    def cancel_job(self, job_id: str, now: datetime) -> bool:
+        now = to_ms(now)
+        ttl = self._ttl_for(now)
+        with self.errors():
+            for _attempt in range(CAS_RETRIES):
+                row = self.run("SELECT * FROM {ks}.jobs WHERE id = ?", (job_id,)).one()
+                if row is None or row.status not in ACTIVE:
+                    return False
+                values = row_values(row)
+                values.update(status=CANCELLED, phase=CANCELLED, finished_at=now, mail_pending=None)
+                # Like finish_job: the whole row again with the retention TTL, if nobody moved or mailed it since.
+                cql, params = write_row(
+                    job_id, values, ttl, "status = ? AND mails_sent = ? AND mail_pending = ?",
+                    [row.status, row.mails_sent, row.mail_pending],
+                )  # fmt: skip
+                applied, current = self.cas(
+                    cql, params, job_id,
+                    lambda r: r.status == CANCELLED and as_utc(r.finished_at) == now,
+                )  # fmt: skip
+                if applied:
+                    lists.after_finish(self, job_id, CANCELLED, now, values.get("zip_name"), None, ttl)
+                    lists.remove(self, job_id, "jobs_pending_mail")
+                    return True
+                if current is None or current.status not in ACTIVE:
+                    return False
+            raise StoreError(f"job {job_id}: cancel kept losing to concurrent updates")
 
     def requeue_stale(self, cutoff: datetime) -> list[str]:
         cutoff = to_ms(cutoff)

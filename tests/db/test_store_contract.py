@@ -10,7 +10,18 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 import db
-from db.base import DONE, FAILED, QUEUED, RUNNING, UNCONFIRMED, ImageUrl, Job, LimitReached, StoreError
+from db.base import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    UNCONFIRMED,
+    ImageUrl,
+    Job,
+    LimitReached,
+    StoreError,
+)
 
 
 def _now(minutes: float = 0) -> datetime:
@@ -199,6 +210,32 @@ def test_release_only_by_the_claimer(store):
     assert store.finish_job(job.id, "w1", DONE, _now()) is False
     assert store.claim_job(job.id, "w2", _now())
     assert store.get_job(job.id).attempts == 2
+
+
+def test_cancel_once_from_unconfirmed_queued_or_running_and_never_after_the_end(store):
+    unconfirmed, queued, running, done = _job(status=UNCONFIRMED), _job(), _job(), _job()
+    for job in (unconfirmed, queued, running, done):
+        store.create_job(job)
+    for job in (running, done):
+        assert store.claim_job(job.id, "w", _now(-2))
+    store.finish_job(done.id, "w", DONE, _now(-1))
+    store.record_mail(running.id, "started", sent=False)  # a pending email is dropped by the cancel
+    for job in (unconfirmed, queued, running):
+        assert store.cancel_job(job.id, _now()) is True
+        assert store.cancel_job(job.id, _now()) is False  # exactly once
+        got = store.get_job(job.id)
+        assert (got.status, got.phase, got.mail_pending) == (CANCELLED, CANCELLED, None)
+        assert got.finished_at is not None
+    assert store.cancel_job(done.id, _now()) is False and store.get_job(done.id).status == DONE
+    assert store.cancel_job(uuid.uuid4().hex, _now()) is False
+    mine = {unconfirmed.id, queued.id, running.id}
+    assert not mine & set(_ids(store.queued_jobs())) and not mine & set(_ids(store.jobs_with_pending_mail()))
+    # The worker of the running job can neither beat nor finish it; retention deletes cancelled jobs too.
+    store.heartbeat(running.id, "w", _now(), delivered=3)
+    assert store.get_job(running.id).delivered == 0
+    assert store.finish_job(running.id, "w", DONE, _now()) is False
+    assert store.claim_job(queued.id, "w", _now()) is False
+    assert mine <= set(_ids(store.finished_before(_now(1))))
 
 
 def test_finished_before_cutoff(store):
