@@ -36,8 +36,8 @@ from db.base import (
 from db.per_process import PerProcess
 
 __all__ = [
-    "ACTIVE", "CANCELLED", "DONE", "FAILED", "FINISHED", "QUEUED", "RUNNING", "UNCONFIRMED", "WAITING", "Event", "ImageUrl", "Job",
-    "LimitReached", "Store", "StoreError", "StoreUnavailable", "get_store", "init_app", "open_store",
+    "ACTIVE", "CANCELLED", "DONE", "FAILED", "FINISHED", "QUEUED", "RUNNING", "UNCONFIRMED", "WAITING", "Event",
+    "ImageUrl", "Job", "LimitReached", "Store", "StoreError", "StoreUnavailable", "get_store", "init_app", "open_store",
 ]
 
 

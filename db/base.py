@@ -1,8 +1,8 @@
 """The storage interface every database backend implements, and the records it passes.
 
 Records are plain dataclasses; datetimes are timezone-aware UTC. A job's status changes only through the
-conditional methods (``claim_job``, ``finish_job``, ``release_job``, ``requeue_stale``, ``cancel_job``), so that when several
-processes share one database each job runs exactly once. Everything else is a plain write.
+conditional methods (``claim_job``, ``finish_job``, ``release_job``, ``requeue_stale``, ``cancel_job``), so that
+when several processes share one database each job runs exactly once. Everything else is a plain write.
 
 Exceptions: ``StoreError`` is the family; ``StoreUnavailable`` means the database did not answer (the web
 layer turns it into a 503 "nothing was saved, please retry").
