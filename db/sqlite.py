@@ -9,12 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import overload
 
 from db.base import (
     ACTIVE,
     CANCELLED,
-    DATETIME_FIELDS,
     FINISHED,
     JOB_COLUMNS,
     QUEUED,
@@ -30,6 +28,10 @@ from db.base import (
 )
 from db.sqlite_consent import SCHEMA as CONSENT_SCHEMA
 from db.sqlite_consent import ConsentTables
+from db.sqlite_rows import dt as _dt
+from db.sqlite_rows import encode as _encode
+from db.sqlite_rows import row_to_job as _row_to_job
+from db.sqlite_rows import ts as _ts
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -51,46 +53,6 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
 """ + CONSENT_SCHEMA
-
-_JSON_FIELDS = {"options", "mails_sent"}
-
-
-def _ts(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("datetimes given to the store must be timezone-aware")
-    # A fixed-width UTC form, so that text comparison in SQL is time comparison.
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
-
-
-@overload
-def _dt(value: str) -> datetime: ...
-@overload
-def _dt(value: None) -> None: ...
-def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
-
-
-def _encode(name: str, value):
-    if name in DATETIME_FIELDS:
-        return _ts(value)
-    if name in _JSON_FIELDS:
-        return json.dumps(value)
-    return value
-
-
-def _row_to_job(row: sqlite3.Row) -> Job:
-    values = {}
-    for name in JOB_COLUMNS:
-        value = row[name]
-        if name in DATETIME_FIELDS:
-            value = _dt(value)
-        elif name in _JSON_FIELDS:
-            value = json.loads(value)
-        values[name] = value
-    return Job(**values)
-
 
 class SQLiteStore(ConsentTables, Store):
     """A Store in one SQLite file; one connection per thread."""
