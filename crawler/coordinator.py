@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from downloader import DownloadOptions, download_images
+from downloader import DownloadOptions, DownloadResult, download_images
+from downloader.candidates import CandidateLike, ListedURL
 from downloader.errors import DownloadError
 from downloader.guard import Guard, check_url
 
@@ -202,7 +203,7 @@ class Coordinator:
         proxy = FilteringProxy(self.guard).start() if self.options.render == "browser" else None
         batch_dir = self.out_dir / BATCH_DIR
         keeper = Keeper(self.out_dir, self.state, int(self.options.download.get("NEAR_DUPLICATE_DISTANCE", 6)),
-                        self.options.widths)
+                        self.options.widths, download=self._download_few)
         threads = [threading.Thread(target=self._discover, args=(proxy,), name=f"discover-{n}", daemon=True)
                    for n in range(self.options.workers)]
         downloads = threading.Thread(target=self._download, args=(keeper, batch_dir), name="download", daemon=True)
@@ -291,12 +292,18 @@ class Coordinator:
             if discovery is not None:
                 discovery.close()
 
+    def _download_options(self) -> DownloadOptions:
+        return DownloadOptions.from_config(self.options.download, per_host=self.options.per_host,
+                                           per_host_max=self.options.per_host,
+                                           trusted_hosts=self.options.trusted_hosts,
+                                           user_agent=self.options.user_agent)
+
+    def _download_few(self, candidates: list[ListedURL], folder: Path) -> DownloadResult:
+        return download_images(_once(candidates), len(candidates), folder, self._download_options(),
+                               should_stop=self.stop.is_set)
+
     def _download(self, keeper: Keeper, batch_dir: Path) -> None:
-        config = self.options.download
-        options = DownloadOptions.from_config(config, per_host=self.options.per_host,
-                                              per_host_max=max(self.options.per_host, 1),
-                                              trusted_hosts=self.options.trusted_hosts,
-                                              user_agent=self.options.user_agent)
+        options = self._download_options()
         try:
             while (batch := self.next_images(self.options.batch)):
                 candidates = [_Candidate(image) for image in batch]
@@ -309,7 +316,7 @@ class Coordinator:
             self.stop.set()
 
 
-def _once(candidates: list[_Candidate]) -> Callable[[int], list[_Candidate]]:
+def _once(candidates: Sequence[CandidateLike]) -> Callable[[int], Sequence[CandidateLike]]:
     """The ``more`` of one batch: every candidate on the first call, none after."""
     given = iter([candidates])
     return lambda _count: next(given, [])

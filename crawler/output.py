@@ -3,8 +3,9 @@
 The download stage de-duplicates within one batch; ``CrawlDuplicates`` carries the same rule (exact by SHA-256,
 near by perceptual hash, the larger copy kept) across batches and across a resume, with the hashes in a numpy
 array so each check is one vectorised pass instead of a Python loop over every image kept.
-Files: ``images/<name>.<ext>``, ``metadata/<name>.json`` and, per ``--widths`` W, ``images/<W>/<name>.<ext>``
-(a copy resized to W pixels wide; one already narrower is copied as it is).
+Files: ``images/<name>.<ext>``, ``metadata/<name>.json`` and, per ``--widths`` W, ``images/<W>/<name>.<ext>``:
+the image's ``srcset`` candidate closest above W (downloaded and checked like the others), else a copy resized to
+W pixels wide (one already narrower is copied as it is).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from downloader import DownloadResult, Failure, ImageRecord, write_reports
+from downloader.candidates import ListedURL
 from downloader.duplicates import Copy, Duplicates
 
 from .state import CrawlState, PendingImage, SavedImage
@@ -27,6 +30,8 @@ from .state import CrawlState, PendingImage, SavedImage
 logger = logging.getLogger(__name__)
 
 IMAGES_DIR = "images"
+# download(candidates, folder): the download stage on a few candidates, into folder (the coordinator's seam)
+Download = Callable[[list[ListedURL], Path], DownloadResult]
 METADATA_DIR = "metadata"
 METADATA_VERSION = 1
 
@@ -80,8 +85,9 @@ def metadata(image: SavedImage) -> dict:
 class Keeper:
     """Move the images of each batch into place, keeping one copy per picture; runs in the download thread."""
 
-    def __init__(self, out_dir: Path, state: CrawlState, near_distance: int, widths: tuple[int, ...]) -> None:
-        self.out_dir, self.state, self.widths = Path(out_dir), state, widths
+    def __init__(self, out_dir: Path, state: CrawlState, near_distance: int, widths: tuple[int, ...],
+                 download: Download | None = None) -> None:
+        self.out_dir, self.state, self.widths, self.download = Path(out_dir), state, widths, download
         (self.out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         (self.out_dir / METADATA_DIR).mkdir(exist_ok=True)
         self.duplicates = CrawlDuplicates(near_distance)
@@ -116,6 +122,8 @@ class Keeper:
             lost = by_url.pop(failure.url, None)
             if lost is not None and failure.kind != "unfinished":  # unfinished ones stay pending for a resume
                 refused.append((lost.url, "failed", failure.kind, failure.reason))
+        if self.widths:
+            self._add_widths(batch_dir / "widths", kept)
         self.state.images_done(kept, refused)
         return len(kept)
 
@@ -127,11 +135,33 @@ class Keeper:
         info = {**pending.info, "image_url": pending.fetch_url}
         image = SavedImage(pending.url, pending.seq, file, record.width, record.height, record.bytes, record.sha256,
                            record.phash, info)
-        for width in self.widths:
-            self._resized(self.out_dir / file, width)
         (self.out_dir / METADATA_DIR / f"{name}.json").write_text(json.dumps(metadata(image), ensure_ascii=False,
                                                                             indent=1), encoding="utf-8")
         return image
+
+    def _add_widths(self, folder: Path, images: list[SavedImage]) -> None:
+        """Write each image's copy per --widths: its srcset candidate closest above the width, else resized."""
+        for width in self.widths:
+            target = self.out_dir / IMAGES_DIR / str(width)
+            target.mkdir(exist_ok=True)
+            variants: dict[str, SavedImage] = {}
+            for image in images:
+                above = sorted((w, u) for w, u in image.info.get("widths", [])
+                               if w >= width and u != image.info.get("image_url"))
+                if above and self.download is not None:
+                    variants.setdefault(above[0][1], image)
+            fetched: set[int] = set()
+            if variants and self.download is not None:
+                result = self.download([ListedURL(url, image.info.get("page_url")) for url, image in variants.items()],
+                                       folder)
+                for record in result.images:
+                    image = variants[record.image_url]
+                    stem = Path(image.file).stem
+                    os.replace(folder / record.file, target / f"{stem}.{record.file.rsplit('.', 1)[1]}")
+                    fetched.add(image.seq)
+            for image in images:
+                if image.seq not in fetched:
+                    self._resized(self.out_dir / image.file, width)
 
     def _resized(self, source: Path, width: int) -> None:
         folder = self.out_dir / IMAGES_DIR / str(width)
@@ -151,7 +181,8 @@ class Keeper:
         (self.out_dir / image.file).unlink(missing_ok=True)
         (self.out_dir / METADATA_DIR / f"{Path(name).stem}.json").unlink(missing_ok=True)
         for width in self.widths:
-            (self.out_dir / IMAGES_DIR / str(width) / name).unlink(missing_ok=True)
+            for copy in (self.out_dir / IMAGES_DIR / str(width)).glob(f"{Path(name).stem}.*"):
+                copy.unlink(missing_ok=True)
 
 
 def write_outputs(state: CrawlState, out_dir: Path) -> DownloadResult:

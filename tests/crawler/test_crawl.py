@@ -29,13 +29,14 @@ def _kept_keys(site, out_dir) -> list[str | None]:
     return [site.key_of(row["image_url"]) for row in manifest(out_dir)]
 
 
-def _assert_polite_and_contained(site) -> None:
+def _assert_polite_and_contained(site, widths: bool = False) -> None:
     hits = site.requests
     assert [h for h in hits if h.port != site.port] == []  # the other loopback port: not one request
     assert {h.host for h in hits} == {f"127.0.0.1:{site.port}"}  # localhost and elsewhere.test: never
     paths = [h.path for h in hits]
     assert [p for p in paths if DISALLOWED.search(p)] == []
-    assert [p for p in paths if p.startswith("/images/small/")] == []  # smaller srcset candidates are not fetched
+    smaller = Counter(p for p in paths if p.startswith("/images/small/"))  # smaller srcset candidates: only for
+    assert bool(smaller) == widths and all(p.endswith("-300.jpg") for p in smaller)  # --widths 200: the one above
     images = Counter(p for p in paths if p.startswith("/images/"))
     assert [p for p, n in images.items() if n > 1] == []  # each image downloaded once
     calendar = [p for p in paths if p.startswith("/calendar/")]
@@ -49,11 +50,11 @@ def _assert_polite_and_contained(site) -> None:
 def test_http_mode_keeps_exactly_the_allowed_images(crawl_app, fresh_site, tmp_path):
     out = tmp_path / "out"
     result = _crawl(crawl_app, fresh_site, out, "--render", "http", "--widths", "200")
+    _assert_polite_and_contained(fresh_site, widths=True)
     keys = _kept_keys(fresh_site, out)
     assert len(keys) == len(set(keys))  # the copy under /images/copy/ was dropped as an exact duplicate
     assert set(keys) == fresh_site.expected_keys("http")
     assert not any(k.startswith(("s", "r")) for k in keys if k)  # no script or scroll images without a browser
-    _assert_polite_and_contained(fresh_site)
     reasons = {row["url"].split("/images/")[-1].split("/")[0] for row in failures(out) if "/images/" in row["url"]}
     assert {"broken", "damaged", "copy"} <= reasons
     row = next(r for r in manifest(out) if r["image_url"].endswith("/images/photo/0.jpg"))
@@ -62,7 +63,10 @@ def test_http_mode_keeps_exactly_the_allowed_images(crawl_app, fresh_site, tmp_p
     assert (meta["alt"], meta["title"], meta["caption"]) == ("Photo 0", "Title of photo 0", "Caption of photo 0")
     assert meta["tags"] == ["t0", "t1"] and meta["width"] == int(row["width"]) and len(meta["sha256"]) == 64
     assert meta["depth"] >= 1 and meta["discovered_at"] and len(meta["phash"]) == 16
-    assert (out / "images" / "200" / row["file"].split("/")[-1]).exists()
+    assert (out / "images" / "200" / row["file"].split("/")[-1]).exists()  # photo 0: resized, no srcset
+    srcset = next(r for r in manifest(out) if r["image_url"].endswith("/images/photo/1.jpg"))  # FORMS[1]
+    variant = out / "images" / "200" / srcset["file"].split("/")[-1]
+    assert variant.read_bytes() == (fresh_site.state.image_bytes("w1-300"))  # the srcset's 300w candidate
     assert f"{len(keys)} images" in result.output
 
 
