@@ -51,6 +51,7 @@ class DownloadOptions:
     # Seam for tests: host -> IP address strings. Default: the system resolver.
     resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False)
     user_agent: str = "Mozilla/5.0 (compatible; AdvancedImageDownloader/1.0)"
+    thumbnails: int = 0  # the first this many images also get a small JPEG preview in out_dir/thumbnails
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.per_host < 1:

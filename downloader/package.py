@@ -88,12 +88,13 @@ def write_reports(result: DownloadResult, out_dir: Path) -> None:
 class _ZipWriter:
     """Members written one after another, each streamed; text members deflated, images and shards stored."""
 
-    def __init__(self, archive: zipfile.ZipFile) -> None:
+    def __init__(self, archive: zipfile.ZipFile, root: str = "") -> None:
         self.archive = archive
+        self.prefix = f"{root.strip('/')}/" if root.strip("/") else ""  # every member inside this one folder
 
     @contextmanager
     def binary(self, name: str, compress: int = zipfile.ZIP_STORED) -> Iterator[IO[bytes]]:
-        info = zipfile.ZipInfo(name, date_time=time.localtime()[:6])
+        info = zipfile.ZipInfo(self.prefix + name, date_time=time.localtime()[:6])
         info.compress_type = compress
         info.external_attr = 0o644 << 16
         # force_zip64: the size is not known in advance and may pass 4 GB.
@@ -112,7 +113,7 @@ class _ZipWriter:
 
     def file(self, path: Path, name: str) -> None:
         # ZipFile.write copies in chunks, stores (images are already compressed) and picks zip64 from the size.
-        self.archive.write(path, name, compress_type=zipfile.ZIP_STORED)
+        self.archive.write(path, self.prefix + name, compress_type=zipfile.ZIP_STORED)
 
 
 def _write_imagefolder(out: _ZipWriter, dataset: Dataset) -> list[tuple[str, Entry]]:
@@ -141,13 +142,13 @@ def _write_webdataset(out: _ZipWriter, dataset: Dataset, shard_images: int,
 
 
 def write_dataset(dataset: Dataset, zip_path: Path, *, shard_images: int = SHARD_IMAGES,
-                  shard_bytes: int = SHARD_BYTES) -> int:
-    """Write ``dataset`` to ``zip_path`` (through a .partial file, so a half-written zip is never delivered);
-    return the zip's size in bytes."""
+                  shard_bytes: int = SHARD_BYTES, root: str = "") -> int:
+    """Write ``dataset`` to ``zip_path`` (through a .partial file, so a half-written zip is never delivered), every
+    member inside the folder ``root`` when given; return the zip's size in bytes."""
     zip_path = Path(zip_path)
     partial = zip_path.with_name(zip_path.name + ".partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        out = _ZipWriter(archive)
+        out = _ZipWriter(archive, root)
         if dataset.layout == "webdataset":
             files = _write_webdataset(out, dataset, shard_images, shard_bytes)
         else:

@@ -18,7 +18,7 @@ from .candidates import CandidateLike
 from .duplicates import Copy, Duplicates
 from .errors import DownloadError
 from .fetch import Fetched, Fetcher, host_key
-from .guard import Guard, GuardedAdapter, check_url
+from .guard import Guard, GuardedPoolManager, check_url
 from .hosts import Hosts
 from .options import DownloadOptions
 from .records import DownloadResult, Failure, ImageRecord
@@ -27,6 +27,7 @@ from .validate import ImageInfo, inspect
 logger = logging.getLogger(__name__)
 
 IMAGES_DIR = "images"
+THUMBNAILS_DIR = "thumbnails"  # previews of the first images (options.thumbnails), made from the checked pixels
 MAX_CANDIDATES_PER_IMAGE = 10  # a collector that only yields junk is not asked for ever
 RANK_GRACE_SECONDS = 5.0  # once N images are in, how long better-ranked downloads in flight may still take
 _PARTS_DIR = ".parts"
@@ -199,9 +200,9 @@ class _Stage:
         parts.mkdir(exist_ok=True)
         options = self.options
         guard = Guard(options.allow_private, options.trusted_hosts, options.resolver)
-        adapter = GuardedAdapter(guard, pool_maxsize=options.per_host_max)
+        connections = GuardedPoolManager(guard, maxsize=options.per_host_max)
         stop = threading.Event()
-        fetcher = Fetcher(adapter, options, stop, self.deadline_at, self.hosts)
+        fetcher = Fetcher(connections, options, stop, self.deadline_at, self.hosts)
         pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="download")
         started = time.monotonic()
         try:
@@ -213,7 +214,7 @@ class _Stage:
                 stop.set()
                 guard.abort()  # wakes workers blocked on a socket, so none outlives the stage by more than a moment
                 pool.shutdown(wait=False, cancel_futures=True)
-                adapter.close()
+                connections.clear()
             if self.result.stopped:
                 reason = "not finished before the deadline" if self.result.stopped == "deadline" else "stopped early"
                 for task in self.in_flight.values():
@@ -276,10 +277,14 @@ class _Stage:
             surplus.part.unlink(missing_ok=True)
         chosen = chosen[: self.want]
         width = max(4, len(str(len(chosen))))
+        previews = self.out_dir / THUMBNAILS_DIR
         for number, done in enumerate(chosen, start=1):
             assert done.fetched is not None and done.info is not None  # only checked downloads are kept
             name = f"{number:0{width}d}.{done.info.ext}"
             done.part.replace(images / name)
+            if done.info.thumbnail and number <= self.options.thumbnails:
+                previews.mkdir(exist_ok=True)
+                (previews / f"{number:0{width}d}.jpg").write_bytes(done.info.thumbnail)
             candidate = done.task.candidate
             self.result.images.append(
                 ImageRecord(

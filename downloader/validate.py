@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ KNOWN = {"JPEG": ("jpeg", "jpg"), "PNG": ("png", "png"), "WEBP": ("webp", "webp"
 # Full decodes of large non-JPEG images take width x height x 4 bytes: few at a time keeps memory bounded.
 _LARGE_PIXELS = 8_000_000
 _LARGE_DECODES = threading.BoundedSemaphore(2)
+THUMBNAIL_SIDE = 128  # pixels, the longer side of a preview
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class ImageInfo:
     width: int
     height: int
     phash: int  # 64-bit perceptual hash
+    thumbnail: bytes | None = None  # a small JPEG, when options.thumbnails asks for previews
 
 
 def _looks_like_text(head: bytes) -> str | None:
@@ -68,6 +71,23 @@ def phash_of(image: Image.Image) -> int:
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
+def thumbnail_of(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A JPEG of at most ``side`` pixels a side, from an image already decoded (no second decode)."""
+    small = image.copy()
+    small.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if small.mode != "RGB":
+        small = small.convert("RGB")
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def _decode(image: Image.Image, options: DownloadOptions) -> tuple[int, bytes | None]:
+    """Decode once; return the perceptual hash and, when asked for, the preview made from the same pixels."""
+    image.load()
+    return phash_of(image), (thumbnail_of(image) if options.thumbnails else None)
+
+
 def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
     """Decode the file at ``path`` fully and return its real format, size and perceptual hash, or raise why not."""
     with path.open("rb") as handle:
@@ -98,15 +118,17 @@ def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
             raise TooSmall(f"too small: {width}x{height}, the minimum is {min_width}x{min_height}")
         try:
             if fmt == "jpeg":
-                # Decoding at 1/8 scale still reads every byte (truncation is caught) and is 10x faster.
-                image.draft("L", (64, 64))
-                image.load()
-                return ImageInfo(fmt, ext, width, height, phash_of(image))
-            if width * height > _LARGE_PIXELS:
+                # Decoding at 1/8 scale still reads every byte (truncation is caught) and is 10x faster; in colour
+                # (at the preview's size) only when a preview is wanted.
+                if options.thumbnails:
+                    image.draft("RGB", (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
+                else:
+                    image.draft("L", (64, 64))
+            if fmt != "jpeg" and width * height > _LARGE_PIXELS:
                 with _LARGE_DECODES:
-                    image.load()
-                    return ImageInfo(fmt, ext, width, height, phash_of(image))
-            image.load()
-            return ImageInfo(fmt, ext, width, height, phash_of(image))
+                    phash, preview = _decode(image, options)
+            else:
+                phash, preview = _decode(image, options)
+            return ImageInfo(fmt, ext, width, height, phash, preview)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InvalidImage(f"a damaged or truncated {fmt.upper()} ({exc})") from exc

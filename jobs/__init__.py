@@ -1,4 +1,4 @@
-"""Jobs: accept a submission, run it at its time (jobs.runner), and clean up after it (jobs.cleanup)."""
+"""Jobs: accept a submission, cancel it, run it at its time (jobs.runner), and clean up after it (jobs.cleanup)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 from flask import current_app
 
 from db import QUEUED, UNCONFIRMED, Job, LimitReached, get_store
-from jobs import consent
+from jobs import consent, files
+from jobs.links import local_time
 from jobs.validation import Submission, check
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def submit(submission: Submission, *, confirmed: bool = False) -> Job:
         log.info("a submission was refused: the %s cap is reached", exc.which)
         field, message = _limit_message(exc, config)
         raise Refused({field: message}) from exc
-    store.log_event(job.id, f"job submitted for {job.run_at:%Y-%m-%d %H:%M} UTC")
+    store.log_event(job.id, f"job submitted, to run at {local_time(job.run_at, job.timezone)}")
     if waits:
         consent.ask(store, job, now)
         return job
@@ -74,3 +75,17 @@ def accept(data: Any, *, confirmed: bool = False) -> Job:
     if submission is None:
         raise Refused({name: message for name, message in errors.items()})
     return submit(submission, confirmed=confirmed)
+
+
+def cancel(job_id: str) -> Job | None:
+    """Cancel a job that has not ended and delete its files; return the job as it is now (None: no such job).
+
+    A queued or unconfirmed job is cancelled at once; a running one is marked at once and its worker stops at its
+    next safe point (within a few seconds), deleting what it made. No email is sent after a cancellation.
+    """
+    store = get_store()
+    if store.cancel_job(job_id, datetime.now(UTC)):
+        store.log_event(job_id, "job cancelled: its files are deleted and no more email will be sent", "warning")
+        files.delete_all(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+        log.info("job %s cancelled", job_id)
+    return store.get_job(job_id)

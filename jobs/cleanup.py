@@ -12,7 +12,6 @@ from db import Job, get_store
 from jobs import files
 from jobs.notify import retry_pending
 from scraper import reap_orphans
-from storage import get_storage
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +29,9 @@ def requeue_interrupted(app: Flask) -> list[str]:
 
 def _delete(app: Flask, jobs: list[Job]) -> int:
     """Delete each job's zip, folder, rows, image URLs and event log; return how many."""
-    store, storage = get_store(app), get_storage(app)
+    store = get_store(app)
     for job in jobs:
-        storage.delete(job.id)
-        files.remove_job_files(app, job.id)
+        files.delete_all(app, job.id)
         store.purge_job(job.id)
     return len(jobs)
 

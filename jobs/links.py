@@ -4,6 +4,7 @@ shown in the user's zone."""
 from __future__ import annotations
 
 from datetime import datetime
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -58,16 +59,41 @@ def public_url(path: str) -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/") + path
 
 
+def _zone(zone: str) -> tuple[ZoneInfo, str]:
+    try:
+        return ZoneInfo(zone), zone
+    except Exception:  # noqa: BLE001 - an unknown stored zone falls back to UTC rather than failing a page
+        return ZoneInfo("UTC"), "UTC"
+
+
 def local_time(moment: datetime, zone: str) -> str:
     """Format ``moment`` in the IANA zone ``zone``, e.g. '2026-11-23 14:05 (Europe/Paris)'."""
-    try:
-        tz = ZoneInfo(zone)
-    except Exception:  # noqa: BLE001 - an unknown stored zone falls back to UTC rather than failing a page
-        tz, zone = ZoneInfo("UTC"), "UTC"
+    tz, zone = _zone(zone)
     return f"{moment.astimezone(tz):%Y-%m-%d %H:%M} ({zone})"
 
 
+def clock_time(moment: datetime, zone: str) -> str:
+    """The time of day of ``moment`` in ``zone``, e.g. '14:05:09' (the zone is said once, beside the log)."""
+    return f"{moment.astimezone(_zone(zone)[0]):%H:%M:%S}"
+
+
+def form_path(query_lines: list[str], count: int, zone: str, options: dict) -> str:
+    """The home page with the form filled in as for this job (for "try again" and "submit it again")."""
+    fields: dict[str, object] = {"search-query": "\n".join(query_lines), "images": count, "timezone": zone}
+    formats = options.get("formats") or []
+    if formats:
+        fields["formats"] = list(formats)
+    for name in ("min_width", "min_height"):
+        if options.get(name):
+            fields[name.replace("_", "-")] = options[name]
+    for name in ("split", "licence"):
+        if options.get(name):
+            fields[name] = options[name]
+    return "/?" + urlencode(fields, doseq=True)
+
+
 def human_size(size: int) -> str:
+    """A size people read, e.g. '15.6 MB' (units of 1024)."""
     value = float(size)
     for unit in ("bytes", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":

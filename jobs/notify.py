@@ -8,18 +8,20 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 
 import mailer
-from db import FINISHED, UNCONFIRMED, Job, Store
+from db import CANCELLED, FINISHED, UNCONFIRMED, Job, Store
 from jobs import classes
 from jobs.files import download_name
-from jobs.links import human_size, local_time, make_confirm_token, make_download_token, public_url
+from jobs.links import form_path, human_size, local_time, make_confirm_token, make_download_token, public_url
 
 log = logging.getLogger(__name__)
 
 
 def _context(job: Job, kind: str) -> dict:
     results = classes.for_job(job)
+    again = form_path([r.query for r in results], job.count, job.timezone, job.options)
     context = {"job": job, "job_url": public_url(f"/jobs/{job.id}"), "home_url": public_url("/"),
-               "classes": results if len(results) > 1 else [], "wanted": job.count * len(results)}
+               "again_url": public_url(again), "classes": results if len(results) > 1 else [],
+               "wanted": job.count * len(results)}
     if kind == "done":
         ttl = timedelta(minutes=float(current_app.config["LINK_TTL_MINUTES"]))
         context.update(
@@ -62,6 +64,9 @@ def retry_pending(store: Store) -> int:
     sent = 0
     for job in store.jobs_with_pending_mail():
         kind = job.mail_pending
+        if job.status == CANCELLED:  # no email after a cancellation: clear the pending mark
+            store.record_mail(job.id, kind or CANCELLED, sent=True)
+            continue
         if kind == "confirm" and job.status != UNCONFIRMED:
             store.record_mail(job.id, kind, sent=True)  # confirmed meanwhile (another job's email): not needed
             continue

@@ -8,6 +8,7 @@ Used by the scheduled job (jobs.runner) and by ``flask run-job``. Stages pass pl
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,8 @@ from downloader import (
 )
 from downloader.crossclass import Clash, find_clashes
 from jobs.classes import ClassResult, class_folders, results_note
-from scraper import Candidate, Collector, EnginesUnavailable
+from jobs.links import human_size
+from scraper import Candidate, Collector, EngineReport, EnginesUnavailable
 from scraper.licences import credit_line
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class Outcome:
     engines: list = field(default_factory=list)
     classes: list[ClassResult] = field(default_factory=list)
     wanted: int = 0
+    thumbnails: list[Path] = field(default_factory=list)  # previews of the first images, a few of each class
 
 
 @dataclass
@@ -87,16 +90,18 @@ class _Run:
 
     def download(self, one: _Class, several: bool) -> None:
         say = (lambda m: self.event(f"{one.folder}: {m}")) if several else self.event
-        with Collector.from_config(one.query, self.config, log=say, licence=self.licence) as collector:
+        rounds = 0
+        # No log from the collector itself: its rounds are summed up below, one line per engine.
+        with Collector.from_config(one.query, self.config, licence=self.licence) as collector:
             def more(k: int) -> list[Candidate]:
+                nonlocal rounds
                 if self.stopping():
                     return []
-                say(f"collecting up to {k} image links")
+                rounds += 1
                 batch = collector.collect(k)
                 self.collected += len(batch)
                 one.candidates.update((c.image_url, c) for c in batch)
                 self.on_candidates(batch)
-                say(f"{len(batch)} new image links ({self.collected} in all)")
                 return batch
 
             def progress(delivered: int, want: int) -> None:
@@ -111,8 +116,36 @@ class _Run:
                     raise
                 one.unavailable = exc
                 say(f"no image links: {exc}")
-            self.engines += [(r.engine, r.count, r.stopped) for r in collector.reports]
+            reports = collector.reports
+            self.engines += [(r.engine, r.count, r.stopped) for r in reports]
+        engines = [line for line in map(engine_sentence, reports) if line]
+        if one.result is not None:
+            kept = (f"{len(one.result.images)} images kept from {len(one.candidates)} image links"
+                    f"{f' ({rounds} rounds of collecting)' if rounds > 1 else ''}, "
+                    f"{len(one.result.failures)} refused (failures.csv says why)")
+            # One class: a line per engine and one for the result; several: one line per class.
+            for line in ([f"{kept}; " + "; ".join(engines)] if several else [*engines, kept]):
+                say(line)
         self.delivered_before += len(one.result.images) if one.result else 0
+
+
+def engine_sentence(report: EngineReport) -> str | None:
+    """One engine's part of a class, in plain words, e.g. "bing gave 57 image links and had no more"."""
+    stopped = report.stopped
+    if stopped == "not used":
+        return None
+    if stopped.startswith("paused: enough"):
+        why = "had more than we needed"
+    elif stopped.startswith("paused: deadline"):
+        why = "ran out of time"
+    elif stopped.startswith("ran dry"):
+        why = "had no more" + stopped[len("ran dry"):]
+    elif stopped.startswith(("blocked", "failed")):
+        kind, _, detail = stopped.partition(":")
+        why = ("blocked us" if kind == "blocked" else "failed") + (f" ({detail.strip()})" if detail.strip() else "")
+    else:
+        why = f"stopped ({stopped})"
+    return f"{report.engine} gave {report.count} image links and {why}"
 
 
 def _clash_failures(runs: list[_Class], clashes: list[Clash]) -> list[DatasetFailure]:
@@ -171,9 +204,10 @@ def build_dataset(
     on_candidates: Callable[[list[Candidate]], None] = lambda batch: None,
     progress: Callable[[int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    thumbnails: int = 0,
 ) -> Outcome:
     """Collect, download, validate and de-duplicate ``count`` images of each query (one class each) into
-    ``zip_file``, with the split and layout of ``options``."""
+    ``zip_file``, with the split and layout of ``options``; keep previews of the first ``thumbnails`` images."""
     queries = [queries] if isinstance(queries, str) else list(queries)
     if not queries:
         raise ValueError("a job needs at least one query")
@@ -185,6 +219,7 @@ def build_dataset(
         formats=set(options.get("formats") or []) or None,
         min_width=int(options.get("min_width") or 0),
         min_height=int(options.get("min_height") or 0),
+        thumbnails=thumbnails,
     )
     several = len(queries) > 1
     run = _Run(count, count * len(queries), download_options, config, str(options.get("licence") or "any"),
@@ -226,6 +261,16 @@ def build_dataset(
     if gifs and layout == "imagefolder":
         event(f"{gifs} images are GIFs, which torchvision's ImageFolder does not read (Hugging Face does)")
     size = write_dataset(Dataset(images, failures, split=options.get("split") or None, layout=layout), zip_file)
-    event(f"zip written: {delivered} images, {size} bytes")
+    event(f"zip written: {delivered} images, {human_size(size)}")
     return Outcome(delivered=delivered, candidates=run.collected, zip_path=zip_file, zip_bytes=size,
-                   note=results_note(results), engines=run.engines, classes=results, wanted=run.total)
+                   note=results_note(results), engines=run.engines, classes=results, wanted=run.total,
+                   thumbnails=_previews(done, thumbnails))
+
+
+def _previews(runs: list[_Class], most: int) -> list[Path]:
+    """The first images' previews, taken from the classes in turn (a few of each)."""
+    from downloader.stage import THUMBNAILS_DIR
+
+    per_class = [sorted((one.work / THUMBNAILS_DIR).glob("*.jpg")) for one in runs]
+    mixed = [path for row in itertools.zip_longest(*per_class) for path in row if path is not None]
+    return mixed[:most]

@@ -7,13 +7,14 @@ import os
 import shutil
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask import Flask
 
-from db import DONE, FAILED, ImageUrl, Job, get_store
+from db import CANCELLED, DONE, FAILED, ImageUrl, Job, get_store
 from jobs import files
 from jobs.classes import job_queries
 from jobs.notify import notify
@@ -24,6 +25,8 @@ from storage import StorageError, get_storage
 log = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 UNEXPECTED = "an unexpected error stopped the job (it has been logged for us to fix)"
+PROGRESS_SECONDS = 1.0  # a running job's progress reaches the database this often at most (and at least)
+PREVIEWS = 8  # thumbnails of the first images on the finished job's page
 
 
 def _now() -> datetime:
@@ -31,14 +34,16 @@ def _now() -> datetime:
 
 
 class Heartbeat:
-    """Tell the database, every few seconds, that this worker still runs the job (and how far it got)."""
+    """Tell the database, every few seconds, that this worker still runs the job; write its progress within
+    PROGRESS_SECONDS of each change (one write per tick at most, not one per image); notice a cancellation."""
 
-    def __init__(self, store, job_id: str, worker: str, interval: float):
+    def __init__(self, store, job_id: str, worker: str, interval: float, tick: float = PROGRESS_SECONDS):
         self.store, self.job_id, self.worker = store, job_id, worker
+        self.interval, self.tick = interval, tick
         self.progress: dict = {}
+        self.cancelled = threading.Event()  # set once the job was cancelled (or deleted) in the database
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(interval,), name=f"heartbeat-{job_id[:8]}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -51,10 +56,18 @@ class Heartbeat:
     def update(self, **progress) -> None:
         self.progress.update(progress)
 
-    def _beat(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+    def _beat(self) -> None:
+        written: dict = {}
+        last = time.monotonic()
+        while not self._stop.wait(self.tick):
+            progress = dict(self.progress)
             try:
-                self.store.heartbeat(self.job_id, self.worker, _now(), **self.progress)
+                if progress != written or time.monotonic() - last >= self.interval:
+                    self.store.heartbeat(self.job_id, self.worker, _now(), **progress)
+                    written, last = progress, time.monotonic()
+                job = self.store.get_job(self.job_id)
+                if job is None or job.status == CANCELLED:
+                    self.cancelled.set()
             except Exception as exc:  # noqa: BLE001 - a missed beat is logged; the next one may succeed
                 log.warning("heartbeat of job %s failed: %s", self.job_id, exc)
 
@@ -90,12 +103,18 @@ def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[s
             job_queries(job.query, job.options), job.count, job.options, app.config, files.work_dir(app, job.id),
             files.zip_path(app, job.id),
             event=recorder.event, on_candidates=recorder.candidates, progress=recorder.progress,
-            should_stop=should_stop,
+            should_stop=should_stop, thumbnails=PREVIEWS,
         )
+        if beat.cancelled.is_set():
+            return CANCELLED, {}
         get_storage(app).save(job.id, outcome.zip_path)
+        files.keep_thumbnails(app, job.id, outcome.thumbnails)
     except JobInterrupted:
-        return None, {}
+        return (CANCELLED if beat.cancelled.is_set() else None), {}
     except Exception as exc:
+        if beat.cancelled.is_set():
+            log.info("job %s stopped after it was cancelled: %s", job.id, exc)
+            return CANCELLED, {}
         if should_stop():
             # Whatever broke while the process was shutting down is not the job's fault: run it again.
             log.info("job %s stopped during shutdown: %s", job.id, exc)
@@ -129,19 +148,27 @@ def run_job(app: Flask, job_id: str, worker: str = WORKER_ID,
         job = store.get_job(job_id)
         if job is None:  # deleted since the claim
             return None
-        store.log_event(job_id, f"job started (attempt {job.attempts})")
+        store.log_event(job_id, "job started" if job.attempts <= 1 else f"job started again (attempt {job.attempts})")
         notify(store, job, "started")
         store.heartbeat(job_id, worker, _now(), phase="collecting")
         interval = max(1.0, int(app.config["STALE_JOB_SECONDS"]) / 4)
         with Heartbeat(store, job_id, worker, interval) as beat:
             beat.update(phase="collecting")
-            status, fields = _build(app, store, job, beat, should_stop)
+            status, fields = _build(app, store, job, beat, lambda: should_stop() or beat.cancelled.is_set())
+        if status == CANCELLED:
+            files.delete_all(app, job_id)
+            log.info("job %s stopped: it was cancelled", job_id)
+            return CANCELLED
         if status is None:
             released = store.release_job(job_id, worker, _now())
             store.log_event(job_id, "the job was stopped by a restart; it will run again", "warning")
             log.info("job %s interrupted by shutdown; released to the queue: %s", job_id, released)
             return None
         if not store.finish_job(job_id, worker, status, _now(), **fields):
+            current = store.get_job(job_id)
+            if current is None or current.status == CANCELLED:  # cancelled after the last beat: nothing is kept
+                files.delete_all(app, job_id)
+                return CANCELLED
             log.warning("job %s was taken from worker %s before it finished; its result is dropped", job_id, worker)
             return None
         finished = store.get_job(job_id)
