@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import signal
 import sys
 import time
 
@@ -33,6 +34,10 @@ def _patterns(values: tuple[str, ...], hint: str) -> tuple[re.Pattern[str], ...]
         return tuple(re.compile(value) for value in values)
     except re.error as exc:
         raise click.BadParameter(f"not a regular expression: {exc}", param_hint=hint) from exc
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class _Bar:
@@ -94,6 +99,8 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
             raise click.UsageError(f"--resume: the crawl in {out_dir} started at {started}, not {start_url}")
         bar = _Bar()
         coordinator = Coordinator(start_url, out_dir, options, state, progress=bar)
+        # SIGTERM stops like Ctrl-C: workers end, browsers quit, the state stays resumable.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             summary = coordinator.run()
         except KeyboardInterrupt:
@@ -101,6 +108,8 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
             click.echo(f"interrupted; continue with: flask --app app crawl {start_url} {out_dir} --resume",
                        err=True)
             sys.exit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         bar.end()
     finally:
         state.close()

@@ -85,3 +85,20 @@ def test_no_browser_survives_a_killed_browser_crawl(fresh_site, tmp_path):
     assert browsers_of(killed) == [] and browsers_of(resumed.pid) == []
     assert manifest(out)
     assert os.path.exists(out / STATE_FILE)
+
+
+@pytest.mark.browser
+def test_sigterm_stops_a_browser_crawl_with_every_browser_quit(fresh_site, tmp_path):
+    out = tmp_path / "out"
+    env = crawl_env(fresh_site, DATABASE_URL=f"sqlite:///{tmp_path}/app.sqlite3")
+    process = subprocess.Popen(crawl_command(fresh_site, out, "--render", "browser"), cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len([p for p in fresh_site.paths() if p.startswith("/photo/")]) < 3:
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    assert browsers_of(process.pid)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "--resume" in stderr
+    assert browsers_of(process.pid) == []  # quit on the way out, not left for the reaper
