@@ -1,4 +1,4 @@
-"""Fetch one image URL to a file: redirects re-checked, back-off by cause, a size cap while streaming.
+"""Fetch one image URL to a file with urllib3: redirects re-checked, back-off by cause, a size cap while streaming.
 
 Back-off by cause: a 429 or 503, or a 5xx with ``Retry-After``, speaks for the whole host, which is held for as
 long as it asked (or an exponential back-off) before this URL is tried again; a 500, 502 or 504 is that file's
@@ -14,13 +14,21 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse, PoolManager, Timeout
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from .errors import FetchError, NotForAI, Stopped, TooLarge
 from .guard import check_url
@@ -32,6 +40,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 64 * 1024
 _REDIRECTS = {301, 302, 303, 307, 308}
 _ACCEPT = "image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8"
+_DRAIN_BYTES = 64 * 1024  # an unwanted body up to this size is read to the end, so its connection is reused
+_CONNECTION_TROUBLE = (NewConnectionError, ConnectTimeoutError, ReadTimeoutError, ProtocolError, SSLError)
 HOST_BUSY = frozenset({429, 503})  # the host asks every client to slow down
 RETRY_ONCE = frozenset({500, 502, 504})  # this URL failed on the server; one more try may work
 OVERLOAD = frozenset({429, 502, 503, 504})  # answers that lower the host's limit
@@ -55,7 +65,14 @@ def host_key(url: str) -> str:
     return f"{(parts.hostname or '').lower()}:{parts.port or ''}"
 
 
-def retry_after(response: requests.Response, attempt: int) -> float:
+class _Answer(Protocol):
+    """An HTTP answer with headers: a urllib3 response (here) or a requests one (the crawler's pages)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after(response: _Answer, attempt: int) -> float:
     """Return how long to wait before retrying: the server's Retry-After, else exponential backoff with jitter."""
     header = response.headers.get("Retry-After", "").strip()
     if header.isdigit():
@@ -89,57 +106,56 @@ def ai_refusal(values: list[str], token: str = ROBOTS_TOKEN) -> str | None:
     return None
 
 
-def _robots_tags(response: requests.Response) -> list[str]:
-    raw = getattr(response.raw, "headers", None)
-    if raw is not None and hasattr(raw, "getlist"):
-        return list(raw.getlist("X-Robots-Tag"))  # each header line on its own: requests would join them
-    value = response.headers.get("X-Robots-Tag")
-    return [value] if value else []
+def _robots_tags(response: BaseHTTPResponse) -> list[str]:
+    return list(response.headers.getlist("X-Robots-Tag"))  # each header line on its own
 
 
-def _describe(exc: requests.RequestException) -> str:
+def _describe(exc: HTTPError | OSError) -> str:
+    """Say in plain words why a request or its body failed."""
     text = str(exc)
-    if isinstance(exc, requests.ConnectTimeout):
+    if isinstance(exc, NewConnectionError):  # urllib3 derives it from ConnectTimeoutError: test it first
+        return "could not connect"
+    if isinstance(exc, ConnectTimeoutError):
         return "timed out connecting"
-    if isinstance(exc, requests.ReadTimeout) or "timed out" in text.lower():
+    if isinstance(exc, ReadTimeoutError) or "timed out" in text.lower():
         return "timed out waiting for data"
     if "IncompleteRead" in text:
         return "truncated: the connection closed before the whole body arrived"
     if "reset" in text.lower():
         return "the connection was reset mid-download"
-    if isinstance(exc, requests.ConnectionError):
+    if isinstance(exc, ProtocolError | SSLError):
         return "could not connect"
     return f"request failed ({type(exc).__name__})"
 
 
+def _discard(response: BaseHTTPResponse) -> None:
+    """Be done with an answer whose body is not wanted: a short one is read so its connection is reused."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) <= _DRAIN_BYTES:
+        response.drain_conn()  # swallows its own errors; the pool replaces a broken connection
+    else:
+        response.close()
+    response.release_conn()
+
+
 class Fetcher:
-    """Fetch URLs with a shared connection pool; one per stage, used from many threads."""
+    """Fetch URLs through one shared, guarded urllib3 pool manager; one per stage, used from many threads."""
 
     def __init__(
         self,
-        adapter: HTTPAdapter,
+        pool: PoolManager,
         options: DownloadOptions,
         stop: threading.Event,
         deadline_at: float,
         hosts: Hosts,
     ) -> None:
-        self.adapter = adapter
+        self.pool = pool
         self.options = options
         self.stop = stop
         self.deadline_at = deadline_at
         self.hosts = hosts
-        self._local = threading.local()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.trust_env = False  # an environment proxy would connect for us, past the address guard
-            session.mount("http://", self.adapter)
-            session.mount("https://", self.adapter)
-            session.headers.update({"User-Agent": self.options.user_agent, "Accept": _ACCEPT})
-            self._local.session = session
-        return session
+        self.headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
+        self.timeout = Timeout(connect=options.connect_timeout, read=options.read_timeout)
 
     def fetch(self, url: str, out: BinaryIO, referer: str | None = None) -> Fetched:
         """Stream ``url`` into ``out``; raise a DownloadError saying why when that fails."""
@@ -147,44 +163,55 @@ class Fetcher:
         for _hop in range(self.options.max_redirects + 1):
             check_url(current)
             response = self._get(current, referer)
-            with response:
-                if response.status_code in _REDIRECTS and response.headers.get("Location"):
+            try:
+                status = response.status
+                if status in _REDIRECTS and response.headers.get("Location"):
                     current = urljoin(current, response.headers["Location"])
                     continue
-                if response.status_code != 200:
-                    raise FetchError(f"HTTP {response.status_code}")
+                if status != 200:
+                    raise FetchError(f"HTTP {status}")
                 if self.options.respect_noai and (directive := ai_refusal(_robots_tags(response))):
                     raise NotForAI(f"the site asks that this image not be used for AI (X-Robots-Tag: {directive})")
-                return self._stream(response, current, out)
+                fetched = self._stream(response, current, out)
+                response.release_conn()  # read to the end: the connection goes back to the pool
+                return fetched
+            finally:
+                if response.connection is not None:  # not read to the end: a redirect, a refusal or a failure
+                    _discard(response)
         raise FetchError(f"more than {self.options.max_redirects} redirects")
 
-    def _get(self, url: str, referer: str | None) -> requests.Response:
+    def _get(self, url: str, referer: str | None) -> BaseHTTPResponse:
         """GET ``url`` (headers only), backing off by cause; return an answer under 400 or raise why not."""
         options = self.options
         host = host_key(url)
-        headers = {"Referer": referer} if referer else None
+        headers = {**self.headers, "Referer": referer} if referer else self.headers
         waits = 0  # times the host asked us to wait
         retried = False  # the one retry of a 500, 502 or 504 is used
         for _attempt in range(options.retries + 3):
             if self.stop.is_set():
                 raise Stopped("the download stage ended")
+            started = time.monotonic()
             try:
-                response = self._session().get(
+                response = self.pool.urlopen(
+                    "GET",
                     url,
                     headers=headers,
-                    stream=True,
-                    allow_redirects=False,
-                    timeout=(options.connect_timeout, options.read_timeout),
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    timeout=self.timeout,
                 )
-            except requests.RequestException as exc:
-                if isinstance(exc, requests.Timeout | requests.ConnectionError):
+            except HTTPError as exc:
+                if self.stop.is_set():
+                    raise Stopped("the download stage ended") from exc
+                if isinstance(exc, _CONNECTION_TROUBLE):
                     self.hosts.overloaded(host)
                 raise FetchError(_describe(exc)) from exc
-            status = response.status_code
+            status = response.status
             if status < 400:
-                self.hosts.answered(host, response.elapsed.total_seconds())
+                self.hosts.answered(host, time.monotonic() - started)
                 return response
-            response.close()
+            _discard(response)
             if status in OVERLOAD:
                 self.hosts.overloaded(host)
             asked = bool(response.headers.get("Retry-After", "").strip())
@@ -209,7 +236,7 @@ class Fetcher:
                 raise Stopped("the download stage ended")
         raise FetchError("the server kept asking to try again")
 
-    def _stream(self, response: requests.Response, url: str, out: BinaryIO) -> Fetched:
+    def _stream(self, response: BaseHTTPResponse, url: str, out: BinaryIO) -> Fetched:
         limit = self.options.max_bytes
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -218,7 +245,7 @@ class Fetcher:
         size = 0
         started = time.monotonic()
         try:
-            for chunk in response.iter_content(CHUNK):
+            for chunk in response.stream(CHUNK, decode_content=True):
                 size += len(chunk)
                 if size > limit:
                     raise TooLarge(f"larger than the {limit // (1024 * 1024)} MB limit")
@@ -228,7 +255,7 @@ class Fetcher:
                     raise FetchError(f"still arriving after {self.options.image_time_limit:.0f} s")
                 digest.update(chunk)
                 out.write(chunk)
-        except requests.RequestException as exc:
+        except (HTTPError, OSError) as exc:  # OSError: the guard shut the socket at the end of the stage
             if self.stop.is_set():
                 raise Stopped("the download stage ended") from exc
             raise FetchError(_describe(exc)) from exc

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import certifi
 from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -163,16 +165,34 @@ class _GuardedConnection:
         return self.guard.connect(self._dns_host, self.port, self.timeout, self.socket_options)
 
 
+def _guarded_pool_classes(guard: Guard) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes (by scheme) whose every connection goes through ``guard``."""
+    conn = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), {"guard": guard})
+    tls = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"guard": guard})
+    return {
+        "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": conn}),
+        "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
+    }
+
+
+class GuardedPoolManager(PoolManager):
+    """A urllib3 pool manager whose every connection goes through ``guard``; one is shared by a stage's threads.
+
+    A pool per host and port (keyed by the host name, so TLS sends it as SNI and checks the certificate against it),
+    each connection opened to the checked address. No environment proxy is ever used, and urllib3 retries and
+    redirects are the caller's to do (each redirect target is a new request through this same guard).
+    """
+
+    def __init__(self, guard: Guard, maxsize: int, num_pools: int = 100) -> None:
+        super().__init__(num_pools=num_pools, maxsize=maxsize, retries=False, ca_certs=certifi.where())
+        self.pool_classes_by_scheme = _guarded_pool_classes(guard)
+
+
 class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose every connection goes through ``guard``; one is shared by a stage's threads."""
+    """A requests adapter whose every connection goes through ``guard`` (the crawler's page fetcher uses it)."""
 
     def __init__(self, guard: Guard, pool_maxsize: int, pool_connections: int = 100) -> None:
-        conn = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), {"guard": guard})
-        tls = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"guard": guard})
-        self._pool_classes = {
-            "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": conn}),
-            "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
-        }
+        self._pool_classes = _guarded_pool_classes(guard)
         super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0)
 
     def init_poolmanager(self, *args, **kwargs) -> None:
