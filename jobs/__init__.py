@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import current_app
 
-from db import QUEUED, UNCONFIRMED, Job, LimitReached, get_store
+from db import QUEUED, RUNNING, UNCONFIRMED, Job, LimitReached, get_store
 from jobs import consent, files
 from jobs.links import local_time
 from jobs.validation import Submission, check
@@ -77,15 +77,20 @@ def accept(data: Any, *, confirmed: bool = False) -> Job:
     return submit(submission, confirmed=confirmed)
 
 
-def cancel(job_id: str) -> Job | None:
-    """Cancel a job that has not ended and delete its files; return the job as it is now (None: no such job).
+def cancel(job_id: str) -> tuple[Job | None, bool]:
+    """Cancel a job that has not ended; return the job as it is now (None: no such job) and whether this call
+    cancelled it.
 
     A queued or unconfirmed job is cancelled at once; a running one is marked at once and its worker stops at its
-    next safe point (within a few seconds), deleting what it made. No email is sent after a cancellation.
+    next safe point (within a few seconds) and deletes what it made (the upkeep deletes it too, with the job).
+    No email is sent after a cancellation.
     """
     store = get_store()
-    if store.cancel_job(job_id, datetime.now(UTC)):
+    before = store.get_job(job_id)
+    cancelled = before is not None and store.cancel_job(job_id, datetime.now(UTC))
+    if cancelled:
         store.log_event(job_id, "job cancelled: its files are deleted and no more email will be sent", "warning")
-        files.delete_all(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+        if before is not None and before.status != RUNNING:  # a running job's worker still writes its folder
+            files.delete_all(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
         log.info("job %s cancelled", job_id)
-    return store.get_job(job_id)
+    return store.get_job(job_id), cancelled

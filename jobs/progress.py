@@ -49,3 +49,15 @@ def log_lines(events: Sequence[Event], zone: str) -> list[dict]:
     gap = {"at": rows[_HEAD]["at"], "time": rows[_HEAD]["time"], "level": "info",
            "message": f"… {skipped} more lines like these are not shown …"}
     return [*rows[:_HEAD], gap, *rows[-tail:]]
+
+
+# What each phase (and final status) is called on the page, in plain words.
+PHASE_WORDS = {
+    "unconfirmed": "waiting for you to confirm your address",
+    "queued": "waiting for its time",
+    "collecting": "collecting image links",
+    "downloading": "downloading and checking images",
+    "done": "done",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}

@@ -95,6 +95,11 @@ class _Recorder:
         self.beat.update(delivered=delivered)
 
 
+def _was_cancelled(store, job_id: str) -> bool:
+    job = store.get_job(job_id)
+    return job is None or job.status == CANCELLED
+
+
 def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[str | None, dict]:
     """Run the pipeline; return the job's final status (None: put it back in the queue) and its result fields."""
     recorder = _Recorder(store, job, beat)
@@ -112,7 +117,7 @@ def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[s
     except JobInterrupted:
         return (CANCELLED if beat.cancelled.is_set() else None), {}
     except Exception as exc:
-        if beat.cancelled.is_set():
+        if beat.cancelled.is_set() or _was_cancelled(store, job.id):  # e.g. its folder went with the cancellation
             log.info("job %s stopped after it was cancelled: %s", job.id, exc)
             return CANCELLED, {}
         if should_stop():

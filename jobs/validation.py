@@ -8,13 +8,14 @@ validation table and the extra cases of the core issue are tested in tests/jobs/
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -25,6 +26,7 @@ from scraper.licences import FILTERS as LICENCES
 
 # A time picked "now" is a few seconds old when it arrives; within this it runs at once instead of being refused.
 PAST_GRACE = timedelta(seconds=60)
+PAST_TIME = "the scheduled time is in the past"
 MAX_DIMENSION = 10000
 MAX_ZONE_LENGTH = 64  # the longest IANA name is about 30 characters
 # ASCII digits only: Python's \d also takes Arabic-Indic and other digits, which our emails would then print.
@@ -232,6 +234,12 @@ def _items(data) -> list[tuple[str, Any]]:
     return list(data.items())
 
 
+@functools.cache
+def zone_names() -> list[str]:
+    """Every IANA zone name this machine knows, sorted (the form's time zone list)."""
+    return sorted(available_timezones() | {"UTC"})
+
+
 def _zone(name: str, errors: dict) -> ZoneInfo | None:
     if len(name) <= MAX_ZONE_LENGTH:
         try:
@@ -251,7 +259,7 @@ def _run_at(day: date, clock: time, zone: ZoneInfo, now: datetime, max_days: int
         errors["date"] = too_far
         return None
     if run_at < now - PAST_GRACE:
-        errors["time"] = "the scheduled time is in the past"
+        errors["time"] = PAST_TIME
     elif run_at > now + timedelta(days=max_days):
         errors["date"] = too_far
     return max(run_at, now)

@@ -1,4 +1,4 @@
-"""The JSON API: submit a job and read its status."""
+"""The JSON API: submit a job, read its status and progress, cancel it (the job id is the secret, as on its page)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import jobs
 from db import get_store
 from jobs.classes import for_job
 from jobs.links import public_url
+from jobs.progress import log_lines, progress
 from web import auth, bodies
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -35,7 +36,7 @@ def create_job():
 
 @bp.get("/jobs/<job_id>")
 def job_status(job_id: str):
-    """Return a job's status, progress and event log."""
+    """Return a job's status, progress (phase, counts, estimated seconds left) and event log."""
     store = get_store()
     job = store.get_job(job_id)
     if job is None:
@@ -43,8 +44,20 @@ def job_status(job_id: str):
     return jsonify(
         id=job.id, query=job.query, count=job.count, status=job.status, phase=job.phase,
         run_at=job.run_at.isoformat(), timezone=job.timezone, candidates=job.candidates, delivered=job.delivered,
-        note=job.note, error=job.error, options=job.options,
+        progress=progress(job), note=job.note, error=job.error, options=job.options,
         classes=[result.to_dict() for result in for_job(job)],
         finished_at=job.finished_at.isoformat() if job.finished_at else None,
-        events=[{"at": e.at.isoformat(), "level": e.level, "message": e.message} for e in store.events(job_id)],
+        events=log_lines(store.events(job_id), job.timezone),
     )
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str):
+    """Cancel a job that has not ended: 200 with its status, 409 when it had already ended."""
+    job, cancelled = jobs.cancel(job_id)
+    if job is None:
+        abort(404, description="no such job (jobs are deleted after the retention period)")
+    if not cancelled:
+        return jsonify(error=f"the job has already ended ({job.status}); there is nothing to cancel",
+                       status=job.status), 409
+    return jsonify(id=job.id, status=job.status)

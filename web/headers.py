@@ -29,7 +29,7 @@ HEADERS = {
 }
 HSTS = "max-age=31536000; includeSubDomains"
 # Responses that must stay out of every cache, shared or the browser's own: the zip is someone's data.
-PRIVATE_ENDPOINTS = {"web.download"}
+PRIVATE_ENDPOINTS = {"web.download", "web.thumbnail"}
 
 
 class SessionInterface(SecureCookieSessionInterface):

@@ -1,41 +1,61 @@
-"""The pages a person sees: the form, the submitted page, the confirmation page, a job's page, the download link."""
+"""The pages a person sees: the form, the confirmation page, a job's page (with cancel and previews), the download
+link."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, send_file
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    get_flashed_messages,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from werkzeug.datastructures import MultiDict
 
 import jobs
 from db import DONE, Job, get_store
 from jobs import consent, files
-from jobs.classes import for_job
-from jobs.links import LinkExpired, LinkInvalid, local_time, read_download_token
-from jobs.validation import FORMATS
+from jobs.links import LinkExpired, LinkInvalid, read_download_token
+from jobs.validation import FIELDS, FORMATS, PAST_TIME, zone_names
 from storage import StorageError, get_storage
+from web.job_page import job_context
 
 bp = Blueprint("web", __name__)
+SUBMITTED = "submitted"  # the flashed mark: the job page then says the job was just submitted
 
 
 def render_form(values: MultiDict | None = None, errors: dict | None = None, status: int = 200, form_error=None):
-    return render_template("index.html", values=values or MultiDict(), errors=errors or {}, all_formats=FORMATS,
-                           form_error=form_error), status
+    errors = errors or {}
+    invalid = set(errors)
+    if errors.get("time") == PAST_TIME:
+        invalid.add("date")  # a time in the past is as much the date's doing as the time's
+    return render_template("index.html", values=values or MultiDict(), errors=errors, invalid=invalid,
+                           all_formats=FORMATS, labels=FIELDS, zones=zone_names(), form_error=form_error), status
 
 
 @bp.get("/")
 def home():
-    """Show the job form."""
-    return render_form()
+    """Show the job form, filled in from the address's query (the "try again" links) when it has one."""
+    values = MultiDict([(name, value) for name, value in request.args.items(multi=True) if name in FIELDS])
+    return render_form(values)
 
 
 @bp.post("/")
 def submit():
-    """Validate the form; queue the job and show the submitted page, or show the form again with the errors."""
+    """Validate the form; queue the job and send the browser to its page (303, so a reload submits nothing), or
+    show the form again with the errors."""
     try:
         job = jobs.accept(request.form, confirmed=False)
     except jobs.Refused as exc:
         errors = dict(exc.errors)
         return render_form(request.form, errors, 400, form_error=errors.pop(None, None))
-    return render_template("submitted.html", job=job, run_at_local=local_time(job.run_at, job.timezone))
+    flash(job.id, SUBMITTED)
+    return redirect(url_for("web.job_page", job_id=job.id), code=303)
 
 
 @bp.get("/confirm/<token>")
@@ -66,16 +86,38 @@ def _confirming_job(token: str) -> Job:
                                f"deleted {hours} hours after they were submitted. Please submit your job again.")
 
 
-@bp.get("/jobs/<job_id>")
-def job_page(job_id: str):
-    """Show a job's status and event log."""
-    store = get_store()
-    job = store.get_job(job_id)
+def _job_or_404(job_id: str) -> Job:
+    job = get_store().get_job(job_id)
     if job is None:
         abort(404, description="There is no such job. Jobs and their data are deleted "
                                f"{current_app.config['RETENTION_MINUTES']} minutes after they end.")
-    return render_template("job.html", job=job, events=store.events(job_id), classes=for_job(job),
-                           run_at_local=local_time(job.run_at, job.timezone))
+    return job
+
+
+@bp.get("/jobs/<job_id>")
+def job_page(job_id: str):
+    """Show a job's progress, what happens next, its download button and previews, and its event log."""
+    job = _job_or_404(job_id)
+    submitted = job.id in get_flashed_messages(category_filter=[SUBMITTED])
+    return render_template("job.html", submitted=submitted, **job_context(job))
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel(job_id: str):
+    """Cancel the job (the form's button; CSRF-checked) and show its page again."""
+    _job_or_404(job_id)
+    jobs.cancel(job_id)
+    return redirect(url_for("web.job_page", job_id=job_id), code=303)
+
+
+@bp.get("/jobs/<job_id>/thumbnails/<int:number>.jpg")
+def thumbnail(job_id: str, number: int):
+    """One preview of a finished job's first images, while the job exists."""
+    job = _job_or_404(job_id)
+    path = files.thumbnail(current_app._get_current_object(), job.id, number)  # type: ignore[attr-defined]
+    if job.status != DONE or path is None:
+        abort(404, description="There is no such preview.")
+    return send_file(path, mimetype="image/jpeg", max_age=0)
 
 
 @bp.get("/download/<token>")

@@ -88,7 +88,7 @@ def test_three_jobs_for_a_new_address_send_one_confirmation_email(mail_app, smtp
 
 def test_the_form_says_to_confirm_and_a_second_address_gets_its_own_email(mail_app, smtp_server):
     client = mail_app(WTF_CSRF_ENABLED=False).test_client()
-    page = client.post("/", data=_job("form@example.com")).get_data(as_text=True)
+    page = client.post("/", data=_job("form@example.com"), follow_redirects=True).get_data(as_text=True)
     assert 'id="confirm-needed"' in page and "form@example.com" in page
     client.post("/", data=_job("other@example.com"))
     messages = smtp_server.wait_for(lambda msgs: len(msgs) >= 2)

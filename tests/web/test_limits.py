@@ -37,7 +37,7 @@ def test_30_rapid_api_submissions_give_5_jobs_and_429s_with_retry_after(limited_
 def test_the_form_gets_a_page_that_says_when_to_retry(limited_app):
     client = limited_app.test_client()
     statuses = [client.post("/", data=job(n)).status_code for n in range(7)]
-    assert statuses == [200] * 5 + [429] * 2
+    assert statuses == [303] * 5 + [429] * 2  # each created job answers 303 to its page
     response = client.post("/", data=job(7))
     assert response.mimetype == "text/html"
     assert re.search(r"Please try again in \d+ seconds", response.get_data(as_text=True))
@@ -49,12 +49,12 @@ def test_a_form_sent_back_with_errors_does_not_count(limited_app):
     for _ in range(10):
         assert client.post("/", data={**job(), "images": "many"}).status_code == 400
         assert client.post("/api/jobs", json={**job(), "email": "nobody"}).status_code == 400
-    assert [client.post("/", data=job(n)).status_code for n in range(6)] == [200] * 5 + [429]
+    assert [client.post("/", data=job(n)).status_code for n in range(6)] == [303] * 5 + [429]
 
 
 def test_the_form_and_the_api_share_one_count(limited_app):
     client = limited_app.test_client()
-    assert [client.post("/", data=job(n)).status_code for n in range(3)] == [200] * 3
+    assert [client.post("/", data=job(n)).status_code for n in range(3)] == [303] * 3
     assert [client.post("/api/jobs", json=job(n)).status_code for n in range(3, 6)] == [201, 201, 429]
 
 

@@ -40,19 +40,47 @@ def test_a_post_without_csrf_token_is_refused_and_keeps_the_inputs(make_app):
     assert ">red panda</textarea>" in page  # the query is a textarea (one query a line)
 
 
-def test_a_post_with_the_csrf_token_is_accepted(make_app):
-    client = make_app().test_client()
+def test_a_post_with_the_csrf_token_answers_303_to_the_job_page_and_a_reload_makes_no_second_job(make_app):
+    app = make_app()
+    client = app.test_client()
     token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").get_data(as_text=True))[1]
     response = client.post("/", data={"csrf_token": token, "search-query": "red panda", "email": "a@example.com",
                                        "images": "5", "date": FUTURE, "time": "10:00", "timezone": "Europe/Paris"})
-    assert response.status_code == 200
+    assert response.status_code == 303
+    job_url = response.headers["Location"]
+    assert re.fullmatch(r"/jobs/[A-Za-z0-9_-]{22}", job_url)
+    page = client.get(job_url).get_data(as_text=True)
+    assert 'id="submitted"' in page and "red panda" in page
+    assert f"It runs on <strong>{FUTURE} 10:00 (Europe/Paris)</strong>" in page  # what happens next
+    assert 'id="cancel-form"' in page and 'name="csrf_token"' in page
+    again = client.get(job_url).get_data(as_text=True)  # the reload: the same page, no "submitted", no new job
+    assert 'id="submitted"' not in again and "red panda" in again
+    with app.app_context():
+        assert len(get_store().queued_jobs()) == 1
+
+
+def test_the_form_opens_filled_in_from_a_try_again_link(client):
+    page = client.get("/?search-query=red+panda%0Akoala&images=40&timezone=Asia%2FTokyo&split=80%2F20"
+                      "&formats=png&unknown=x").get_data(as_text=True)
+    assert ">red panda\nkoala</textarea>" in page
+    assert 'value="40"' in page
+    assert '<option value="Asia/Tokyo" selected>' in page
+    assert '<option value="80/20" selected>' in page
+    assert 'value="png" id="formats-png"\n        checked' in page
+    assert 'value="jpeg" id="formats-jpeg"\n        >' in page
+
+
+def test_errors_get_a_summary_that_links_each_field_and_the_past_marks_date_and_time(client):
+    response = client.post("/", data={"search-query": "", "email": "nobody", "images": "3", "date": "2020-01-01",
+                                      "time": "10:00", "timezone": "UTC"})
     page = response.get_data(as_text=True)
-    assert "Your job has been submitted" in page
-    job_url = re.search(r'href="(/jobs/[^"]+)" id="job-link"', page)[1]
-    job_page = client.get(job_url)
-    assert job_page.status_code == 200
-    assert "red panda" in job_page.get_data(as_text=True)
-    assert f"{FUTURE} 10:00 (Europe/Paris)" in job_page.get_data(as_text=True)
+    summary = page[page.index('id="error-summary"'):page.index("</div>", page.index('id="error-summary"'))]
+    assert 'tabindex="-1"' in summary and 'role="alert"' in summary
+    assert re.findall(r'href="#([\w-]+)"', summary) == ["search-query", "email", "time"]
+    assert "the scheduled time is in the past" in summary
+    assert 'id="date" name="date" required value="2020-01-01"\n             aria-invalid="true" ' \
+           'aria-describedby="time-error"' in page
+    assert re.search(r'id="time" name="time"[^>]*aria-invalid="true"', page)
 
 
 def test_job_ids_are_unguessable(client):
