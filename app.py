@@ -51,7 +51,10 @@ def _require_secret_key(config: dict[str, Any]) -> None:
                      "PUBLIC_URL, and must be the same in every process)")
         raise SystemExit(EXIT_CANNOT_START)
     config["SECRET_KEY"] = secrets.token_hex(32)
-    log.warning("SECRET_KEY is not set: using a random key, so download links die when the app restarts")
+    # Only the web app hands out links that outlive the process; a command such as run-job or fetch signs nothing.
+    command = os.environ.get("FLASK_RUN_FROM_CLI") == "true" and "run" not in sys.argv[1:]
+    (log.debug if command else log.warning)(
+        "SECRET_KEY is not set: using a random key, so download links die when the app restarts")
 
 
 def configure_logging(level: str) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -13,6 +16,32 @@ from flask.cli import with_appcontext
 from .candidates import ListedURL
 from .options import FORMATS, DownloadOptions
 from .package import write_reports
+
+
+class _AboveBar(logging.Handler):
+    """Write each log line above the progress bar, then draw the bar again under it."""
+
+    def __init__(self, bar) -> None:
+        super().__init__(logging.WARNING)
+        self.bar = bar
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.bar.file.write("\r\x1b[2K" + self.format(record) + "\n")
+        self.bar._last_line = None  # click skips drawing a line it thinks is already on screen
+        self.bar.render_progress()
+
+
+@contextmanager
+def logs_above(bar) -> Iterator[None]:
+    """While the bar is drawn, warnings go above it and nothing else of the log reaches the terminal."""
+    root = logging.getLogger()
+    handler, saved = _AboveBar(bar), (list(root.handlers), root.level)
+    root.handlers, root.level = [handler], logging.WARNING
+    try:
+        yield
+    finally:
+        root.handlers, root.level = saved
 
 
 def read_candidates(path: Path) -> list[ListedURL]:
@@ -71,13 +100,18 @@ def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, mi
         return [candidate for _, candidate in zip(range(count), queue, strict=False)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with click.progressbar(length=want, label="Downloading", file=sys.stderr) as bar:
+    with click.progressbar(length=want, label="Downloading", show_pos=True, show_percent=True,
+                           file=sys.stderr) as bar, logs_above(bar):
 
         def progress(delivered: int, _want: int) -> None:
             bar.update(delivered - bar.pos)
 
         result = download_images(more, want, out_dir, options, progress=progress)
+        if 0 < bar.pos < want:  # the list ran out first: the work is done, so the bar ends full at what was found
+            bar.length = bar.pos
+            bar.render_progress()
     write_reports(result, out_dir)
-    click.echo(f"{len(result.images)} images in {out_dir / 'images'}; {len(result.failures)} refused (failures.csv)")
+    click.echo(f"{len(result.images)} of {want} images in {out_dir / 'images'}; {len(result.failures)} refused "
+               "(failures.csv)")
     if result.shortfall_reason:
         click.echo(result.shortfall_reason)

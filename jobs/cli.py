@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 
@@ -11,9 +10,10 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from downloader import LAYOUTS, SPLITS
-from jobs.classes import distinct_queries
+from downloader.cli import logs_above
+from jobs.links import human_size
 from jobs.pipeline import JobFailed, build_dataset
-from jobs.validation import FORMATS
+from jobs.validation import FORMATS, check_queries
 from scraper import ScraperError
 from scraper.licences import FILTERS
 
@@ -35,30 +35,46 @@ from scraper.licences import FILTERS
 def run_job(queries, count, output, sources, formats, min_width, min_height, split, layout, licence) -> None:
     """Collect, check and zip COUNT images of each QUERY (one class each), with a progress bar."""
     config = dict(current_app.config)
-    queries = distinct_queries(queries)
-    if not queries:
-        raise click.BadParameter("give at least one search query", param_hint="QUERIES")
+    queries, error = check_queries(list(queries), int(config["MAX_QUERY_LENGTH"]), int(config["MAX_CLASSES"]))
+    if error:
+        raise click.BadParameter(error, param_hint="QUERIES")
     if len(queries) > int(config["MAX_CLASSES"]):
         raise click.BadParameter(f"at most {config['MAX_CLASSES']} queries (MAX_CLASSES)", param_hint="QUERIES")
+    chosen = [f.strip().lower() for f in formats.split(",") if f.strip()] if formats else None
+    if chosen and not set(chosen) <= set(FORMATS):
+        raise click.BadParameter(f"image formats must be among {', '.join(FORMATS)}", param_hint="--formats")
     if sources:
         config["IMAGE_SOURCES"] = [s.strip().lower() for s in sources.split(",") if s.strip()]
     query = ", ".join(queries)
     output = output or Path(f"{'-'.join('-'.join(queries).split()) or 'images'}.zip")
-    options = {"formats": [f.strip().lower() for f in formats.split(",")] if formats else None,
-               "min_width": min_width, "min_height": min_height, "split": split, "layout": layout,
-               "licence": licence.lower()}
-    logging.getLogger().setLevel(logging.WARNING)  # the bar is the progress report; keep the log quiet
+    options = {"formats": chosen, "min_width": min_width, "min_height": min_height, "split": split,
+               "layout": layout, "licence": licence.lower()}
     bar_stream = click.get_text_stream("stderr")  # type: ignore[operator]  # click 8.5's stubs type it as object
+    links = 0
     with tempfile.TemporaryDirectory(prefix="aid-run-") as work, \
-            click.progressbar(length=count * len(queries), label=query, show_pos=True, file=bar_stream) as bar:
+            click.progressbar(length=count * len(queries), label=query, show_pos=True, show_percent=True,
+                              file=bar_stream, item_show_func=lambda phase: phase) as bar, logs_above(bar):
+        def show(phase: str) -> None:  # the phase changes while the count stands still: draw it now
+            bar.current_item = phase
+            bar.render_progress()
+
+        show("collecting image links")
+
+        def collected(batch: list) -> None:
+            nonlocal links
+            links += len(batch)
+            show(f"downloading, {links} image links")
+
         def progress(delivered: int, want: int) -> None:
-            bar.update(delivered - bar.pos)
+            bar.update(delivered - bar.pos, f"downloading, {links} image links")
 
         try:
-            outcome = build_dataset(queries, count, options, config, Path(work) / "job", output, progress=progress)
+            outcome = build_dataset(queries, count, options, config, Path(work) / "job", output,
+                                    on_candidates=collected, progress=progress)
         except (JobFailed, ScraperError) as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"{outcome.delivered} images in {output} ({outcome.zip_bytes} bytes)")
+        show("zip written")
+    click.echo(f"{outcome.delivered} images in {output} ({human_size(outcome.zip_bytes)})")
     if len(outcome.classes) > 1:
         for result in outcome.classes:
             click.echo(f"{result.folder}/: {result.delivered} of {result.wanted} images")

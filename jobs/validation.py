@@ -126,6 +126,15 @@ def _queries(data, max_length: int, max_classes: int, errors: dict) -> list[str]
     return queries
 
 
+def check_queries(lines: list[str], max_length: int = 200, max_classes: int = 10) -> tuple[list[str], str | None]:
+    """The distinct queries of ``lines`` and the form's error for them (None when they are fine): for `run-job`."""
+    if any(hidden_characters(str(line)) for line in lines):
+        return [], "search query cannot contain control or direction-changing characters"
+    errors: dict[str, str] = {}
+    queries = _queries({"search-query": list(lines)}, max_length, max_classes, errors)
+    return queries, errors.get("search-query")
+
+
 def _choice(data, name: str, choices, default: str | None, errors: dict) -> str | None:
     value = _text(data, name).lower()
     if not value or value == "none":
