@@ -19,6 +19,7 @@ KNOWN = {"JPEG": ("jpeg", "jpg"), "PNG": ("png", "png"), "WEBP": ("webp", "webp"
 # Full decodes of large non-JPEG images take width x height x 4 bytes: few at a time keeps memory bounded.
 _LARGE_PIXELS = 8_000_000
 _LARGE_DECODES = threading.BoundedSemaphore(2)
+_REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr"})  # modes whose pixels can be averaged
 THUMBNAIL_SIDE = 128  # pixels, the longer side of a preview
 
 
@@ -59,11 +60,14 @@ def phash_of(image: Image.Image) -> int:
     The 8 x 8 lowest frequencies of the DCT of a 32 x 32 grey thumbnail, each bit set when above their median;
     two small matrix products instead of SciPy's FFT (whose import alone costs more than a thousand hashes).
     """
-    grey = image.convert("L")
-    # A box reduction to about 128 px first: the hash only sees 32 x 32, and Lanczos from full size costs far more.
-    factor = min(grey.size) // 128
-    if factor > 1:
-        grey = grey.reduce(factor)
+    # A box reduction to 64-127 px first, in the image's own mode (one pass over the full pixels, then the grey
+    # conversion on the small copy): the hash only sees 32 x 32, and Lanczos from a larger size costs far more.
+    # JPEG arrives here already at 1/8 scale (draft mode), so both paths hash from about the same size.
+    # Palette, bilevel and 16-bit images are made grey first: averaging palette indices means nothing.
+    source = image if image.mode in _REDUCIBLE else image.convert("L")
+    factor = min(source.size) // 64
+    small = source.reduce(factor) if factor > 1 else source
+    grey = small if small.mode == "L" else small.convert("L")
     pixels = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
     rows = _dct_rows()
     low = rows @ pixels @ rows.T
