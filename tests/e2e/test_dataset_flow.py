@@ -49,18 +49,11 @@ def _download(body: str, tmp_path, name: str, client=None):
         assert response.status_code == 200
         content = response.content
     else:  # no server listens on PUBLIC_URL: the app's test client opens the same path
-        answer = client.get(urlsplit(link).path)
-        assert answer.status_code == 200
-        content = answer.get_data()
+        with client.get(urlsplit(link).path) as answer:  # a streamed file: closed, or it leaks its handle
+            assert answer.status_code == 200
+            content = answer.get_data()
     (tmp_path / f"{name}.zip").write_bytes(content)
     return imagefolder.extract(tmp_path / f"{name}.zip", tmp_path / name)
-
-
-def _per_class(root, part=""):
-    folder = root / part if part else root
-    classes, class_to_idx = imagefolder.find_classes(folder)
-    samples = imagefolder.load(folder)
-    return {c: sum(1 for _, target in samples if target == class_to_idx[c]) for c in classes}
 
 
 def test_three_classes_with_a_split_through_the_form(dataset_app, live_server, smtp_server, tmp_path):
@@ -80,8 +73,8 @@ def test_three_classes_with_a_split_through_the_form(dataset_app, live_server, s
             "var d = new Date(); var p = n => String(n).padStart(2, '0');"
             "document.getElementById('time').value = p(d.getHours()) + ':' + p(d.getMinutes());")
         driver.find_element(By.ID, "submit").click()
-        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "submitted")))
-        job_page = driver.find_element(By.ID, "job-link").get_attribute("href")
+        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "job-status")))  # the job's page
+        job_page = driver.current_url
 
         body = _ready_email(smtp_server, "form@example.com")
         assert "30 images" in body
@@ -89,14 +82,14 @@ def test_three_classes_with_a_split_through_the_form(dataset_app, live_server, s
                      "fennec-fox/ “fennec fox”: 10 of 10 images"):
             assert line in body
         root = _download(body, tmp_path, "form")
-        assert _per_class(root, "train") == {"fennec-fox": 8, "red-panda": 8, "snow-leopard": 8}
-        assert _per_class(root, "val") == {"fennec-fox": 2, "red-panda": 2, "snow-leopard": 2}
+        assert imagefolder.per_class(root / "train") == {"fennec-fox": 8, "red-panda": 8, "snow-leopard": 8}
+        assert imagefolder.per_class(root / "val") == {"fennec-fox": 2, "red-panda": 2, "snow-leopard": 2}
         rows = imagefolder.metadata(root / "train") + imagefolder.metadata(root / "val")
         assert len(rows) == 30 and len({row["sha256"] for row in rows}) == 30  # no image in two classes
         assert {row["engine"] for row in rows} == {"bing"}
 
         driver.get(job_page)
-        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.ID, "job-status"), "done"))
+        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#job[data-status=done]")))
         rows_text = [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#job-classes .class-row")]
         assert rows_text == ["red-panda/ red panda 10 of 10", "snow-leopard/ snow leopard 10 of 10",
                              "fennec-fox/ fennec fox 10 of 10"]
@@ -125,7 +118,7 @@ def test_three_classes_through_the_api(dataset_app, smtp_server, database_url, t
     assert status["delivered"] == 24
 
     root = _download(_ready_email(smtp_server, "api@example.com"), tmp_path, "api", client)
-    assert _per_class(root) == {"fennec-fox": 8, "red-panda": 8, "snow-leopard": 8}
+    assert imagefolder.per_class(root) == {"fennec-fox": 8, "red-panda": 8, "snow-leopard": 8}
     rows = imagefolder.metadata(root)
     assert len(rows) == 24 and len({row["sha256"] for row in rows}) == 24
     assert all(row["license"] and row["creator"] for row in rows)  # licence filter "open": Openverse only
