@@ -35,6 +35,7 @@ from .urls import Scope, canonical
 logger = logging.getLogger(__name__)
 
 BATCH_DIR = ".batch"
+STOP_SECONDS = 45  # how long a worker may take to finish its page and quit its browser when the crawl stops
 BUSY_REQUEUES = 5  # a page answered 429/503 (after the fetcher's own retries) goes back this many times
 
 
@@ -87,6 +88,7 @@ class Coordinator:
         self.kept = counts.get("images_saved", 0)
         self.stopped: str | None = None
         self._errors: list[BaseException] = []
+        self._browsers: list[BrowserDiscovery] = []  # started and not yet closed
 
     # -- what the discovery workers call ----------------------------------------------------------------------------
 
@@ -229,7 +231,13 @@ class Coordinator:
             self.stop.set()
             for thread in [*threads, downloads]:
                 if thread.is_alive():
-                    thread.join(timeout=30)
+                    thread.join(timeout=STOP_SECONDS)
+                if thread.is_alive():
+                    logger.error("%s did not stop within %d s", thread.name, STOP_SECONDS)
+            with self._lock:
+                left, self._browsers = self._browsers, []
+            for discovery in left:  # a worker stuck past the wait: its browser is taken down from here
+                discovery.close()
             if proxy is not None:
                 proxy.stop()
             self.fetcher.close()
@@ -265,6 +273,8 @@ class Coordinator:
             if proxy is not None:
                 discovery = BrowserDiscovery(proxy, self.manners, self.options.chrome_bin, self.options.chromedriver,
                                              self.options.page_timeout)
+                with self._lock:
+                    self._browsers.append(discovery)
             else:
                 discovery = HttpDiscovery(self.fetcher)
             while (page := self.next_page()) is not None:
@@ -289,8 +299,13 @@ class Coordinator:
             self._errors.append(exc)
             self.stop.set()
         finally:
-            if discovery is not None:
-                discovery.close()
+            if isinstance(discovery, BrowserDiscovery):
+                with self._lock:  # the coordinator may have taken it down already (see run)
+                    mine = discovery in self._browsers
+                    if mine:
+                        self._browsers.remove(discovery)
+                if mine:
+                    discovery.close()
 
     def _download_options(self) -> DownloadOptions:
         return DownloadOptions.from_config(self.options.download, per_host=self.options.per_host,

@@ -91,11 +91,8 @@ class Keeper:
         (self.out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         (self.out_dir / METADATA_DIR).mkdir(exist_ok=True)
         self.duplicates = CrawlDuplicates(near_distance)
-        self.saved: dict[int, SavedImage] = {}  # seq -> the image kept under it
-        for image in state.saved():  # a resumed crawl knows what it kept
-            self.duplicates.add(Copy(image.seq, image.url, image.sha256, int(image.phash, 16),
-                                     image.width * image.height))
-            self.saved[image.seq] = image
+        for seq, url, sha256, phash, area in state.kept_hashes():  # a resumed crawl knows what it kept
+            self.duplicates.add(Copy(seq, url, sha256, int(phash, 16), area))
 
     def take(self, batch_dir: Path, result: DownloadResult, batch: list[PendingImage]) -> int:
         """Keep the batch's checked images, record everything in one transaction; return how many were kept."""
@@ -106,18 +103,17 @@ class Keeper:
             pending = by_url.pop(record.image_url)
             copy = Copy(pending.seq, pending.url, record.sha256, int(record.phash, 16), record.width * record.height)
             dropped = self.duplicates.add(copy)
-            if dropped is not None:
-                loser = self.saved.pop(dropped.copy.rank, None)
-                if loser is not None:  # an earlier, smaller copy gives way to this one
+            if dropped is not None and dropped.copy.rank == pending.seq:
+                refused.append((pending.url, "duplicate", "duplicate", dropped.reason))
+                continue
+            if dropped is not None:  # an earlier, smaller copy gives way to this one
+                loser = next((k for k in kept if k.seq == dropped.copy.rank), None) \
+                    or self.state.saved_image(dropped.copy.rank)
+                if loser is not None:
                     self._remove(loser)
                     refused.append((loser.url, "duplicate", "duplicate", dropped.reason))
                     kept = [k for k in kept if k.seq != loser.seq]
-                if dropped.copy.rank == pending.seq:
-                    refused.append((pending.url, "duplicate", "duplicate", dropped.reason))
-                    continue
-            image = self._place(batch_dir, record, pending)
-            self.saved[image.seq] = image
-            kept.append(image)
+            kept.append(self._place(batch_dir, record, pending))
         for failure in result.failures:
             lost = by_url.pop(failure.url, None)
             if lost is not None and failure.kind != "unfinished":  # unfinished ones stay pending for a resume

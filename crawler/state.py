@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS images (
     url TEXT PRIMARY KEY, fetch_url TEXT NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL, info TEXT NOT NULL,
     reason TEXT, kind TEXT, file TEXT, width INTEGER, height INTEGER, bytes INTEGER, sha256 TEXT, phash TEXT);
 CREATE INDEX IF NOT EXISTS images_pending ON images (status, seq);
+CREATE INDEX IF NOT EXISTS images_seq ON images (seq);
 """
 
 
@@ -181,6 +182,23 @@ class CrawlState:
                                     "WHERE status = 'saved' ORDER BY seq").fetchall()
         return [SavedImage(url, seq, file, width, height, size, sha, phash, json.loads(info))
                 for url, seq, file, width, height, size, sha, phash, info in rows]
+
+    def saved_image(self, seq: int) -> SavedImage | None:
+        """The saved image of sequence number ``seq``, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT url, seq, file, width, height, bytes, sha256, phash, info FROM images "
+                                   "WHERE status = 'saved' AND seq = ?", (seq,)).fetchone()
+        if row is None:
+            return None
+        url, seq, file, width, height, size, sha, phash, info = row
+        return SavedImage(url, seq, file, width, height, size, sha, phash, json.loads(info))
+
+    def kept_hashes(self) -> Iterator[tuple[int, str, str, str, int]]:
+        """(seq, url, sha256, phash, pixel area) of every saved image, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, url, sha256, phash, width * height FROM images "
+                                    "WHERE status = 'saved' ORDER BY seq").fetchall()
+        yield from rows
 
     def failures(self) -> list[tuple[str, str, str]]:
         """(URL, reason, kind) of every refused image and failed page."""

@@ -99,6 +99,6 @@ def test_sigterm_stops_a_browser_crawl_with_every_browser_quit(fresh_site, tmp_p
         time.sleep(0.05)
     assert browsers_of(process.pid)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=150)
     assert process.returncode == 130 and "--resume" in stderr
-    assert browsers_of(process.pid) == []  # quit on the way out, not left for the reaper
+    assert browsers_of(process.pid) == [], stderr  # quit on the way out, not left for the reaper
