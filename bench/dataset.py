@@ -17,7 +17,6 @@ import logging
 import resource
 import tempfile
 import threading
-import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ import sys  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
-from bench.job import start_image_process, stop_process  # noqa: E402
+from bench.job import done_email_arrival, start_image_process, stop_process  # noqa: E402
 from db import get_store  # noqa: E402
 from tests.fixtures.openlicence import start_open_apis  # noqa: E402
 from tests.fixtures.smtp import SMTPServer  # noqa: E402
@@ -83,14 +82,7 @@ def run_job(app, smtp: SMTPServer, queries: list[str], count: int, index: int) -
     if response.status_code != 201:
         raise SystemExit(f"submission refused: {response.get_json()}")
     job_id = response.get_json()["id"]
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if any(m["To"] == email and "are ready" in m["Subject"] for m in smtp.messages):
-            arrived = datetime.now(UTC)
-            break
-        time.sleep(0.05)
-    else:
-        raise SystemExit(f"job {job_id} sent no 'done' email within 600 s")
+    arrived = done_email_arrival(smtp, email, job_id, 600)
     with app.app_context():
         job = get_store(app).get_job(job_id)
         events = get_store(app).events(job_id)
@@ -128,7 +120,11 @@ def main() -> None:
                     seconds, job = run_job(app, smtp, queries, args.count, run)
                 zip_path = zips / job.zip_name
                 with zipfile.ZipFile(zip_path) as archive:
-                    folders = sorted({n.split("/")[0] for n in archive.namelist() if "/" in n})
+                    names = archive.namelist()
+                # The class folders sit beside manifest.csv (inside the one folder named after the job, if any).
+                root = next(n for n in names if n.endswith("manifest.csv"))[: -len("manifest.csv")]
+                inside = [n[len(root):] for n in names if n.startswith(root)]
+                folders = {n.split("/")[0] for n in inside if "/" in n}
                 zipping = sampler.while_zipping
                 print(f"run {run}: {job.delivered} of {args.classes * args.count} images in {len(folders)} class "
                       f"folders, start to 'done' email in {seconds:.2f} s; zip {job.zip_bytes / MIB:.0f} MiB")

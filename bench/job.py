@@ -78,6 +78,16 @@ def time_stage(config: dict, candidates: list, count: int) -> tuple[float, int]:
         return time.perf_counter() - started, len(result.images)
 
 
+def done_email_arrival(smtp: SMTPServer, email: str, job_id: str, timeout: float) -> datetime:
+    """When the job's 'done' email reached the SMTP server (polled every 50 ms, at most ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(m["To"] == email and "are ready" in m["Subject"] for m in smtp.messages):
+            return datetime.now(UTC)
+        time.sleep(0.05)
+    raise SystemExit(f"job {job_id} sent no 'done' email within {timeout:g} s")
+
+
 def time_job(app, smtp: SMTPServer, count: int, index: int) -> tuple[float, int]:
     """Submit a job due now; time from its start (claim) to the 'done' email arriving at the SMTP server."""
     email = f"bench{index}@example.com"
@@ -86,14 +96,7 @@ def time_job(app, smtp: SMTPServer, count: int, index: int) -> tuple[float, int]
         "search-query": QUERY, "email": email, "images": count, "date": now.strftime("%Y-%m-%d"),
         "time": now.strftime("%H:%M:%S")})
     job_id = response.get_json()["id"]
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if any(m["To"] == email and "are ready" in m["Subject"] for m in smtp.messages):
-            arrived = datetime.now(UTC)
-            break
-        time.sleep(0.05)
-    else:
-        raise SystemExit(f"job {job_id} sent no 'done' email within 180 s")
+    arrived = done_email_arrival(smtp, email, job_id, 180)
     with app.app_context():
         job = get_store(app).get_job(job_id)
     return (arrived - job.started_at).total_seconds(), job.delivered
