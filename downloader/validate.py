@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError, WebPImagePlugin
 
 from .errors import InvalidImage, TooSmall, UnwantedFormat
 from .options import DownloadOptions
 
 # Pillow's format name -> (our format name, file extension). Only these decoders are ever tried.
 KNOWN = {"JPEG": ("jpeg", "jpg"), "PNG": ("png", "png"), "WEBP": ("webp", "webp"), "GIF": ("gif", "gif")}
+# Their plugins, imported here: otherwise the first Image.open imports every plugin Pillow has (about 90 modules).
+_PLUGINS = (JpegImagePlugin, PngImagePlugin, WebPImagePlugin, GifImagePlugin)
 # Full decodes of large non-JPEG images take width x height x 4 bytes: few at a time keeps memory bounded.
 _LARGE_PIXELS = 8_000_000
 _LARGE_DECODES = threading.BoundedSemaphore(2)
