@@ -151,6 +151,9 @@ class Watch:
         self.peak = 0
         self.at_1000: int | None = None
         self.last = 0
+        self.started = time.perf_counter()
+        self.visited = 0
+        self.visited_at = 0.0  # seconds from the start to the last page visited: discovery's own time
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -174,7 +177,10 @@ class Watch:
                 break
             self.peak = max(self.peak, rss)
             self.last = rss
-            if self.at_1000 is None and self._visited() >= 1000:
+            visited = self._visited()
+            if visited > self.visited:
+                self.visited, self.visited_at = visited, time.perf_counter() - self.started
+            if self.at_1000 is None and visited >= 1000:
                 self.at_1000 = rss
             self._stop.wait(0.1)
 
@@ -200,7 +206,7 @@ def ours(site: SiteProcess, work: Path, render: str, max_pages: int, per_host: i
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, env=crawl_env(work, site, per_host), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    watch = Watch(child.pid, out / "crawl-state.sqlite3" if render == "http" else None)
+    watch = Watch(child.pid, out / "crawl-state.sqlite3")
     stdout, stderr = child.communicate(timeout=3600)
     seconds = time.perf_counter() - started
     watch.stop()
@@ -209,7 +215,8 @@ def ours(site: SiteProcess, work: Path, render: str, max_pages: int, per_host: i
     with sqlite3.connect(out / "crawl-state.sqlite3") as db:
         pages = db.execute("SELECT COUNT(*) FROM pages WHERE status = 'visited'").fetchone()[0]
         images = db.execute("SELECT COUNT(*) FROM images WHERE status = 'saved'").fetchone()[0]
-    return {"seconds": seconds, "pages": pages, "images": images, "peak_mb": watch.peak / 1e6,
+    return {"seconds": seconds, "pages": pages, "images": images, "pages_seconds": watch.visited_at or seconds,
+            "peak_mb": watch.peak / 1e6,
             "at_1000_mb": (watch.at_1000 or 0) / 1e6, "end_mb": watch.last / 1e6, "summary": stdout.strip()}
 
 
@@ -244,26 +251,28 @@ def main() -> None:
     parser.add_argument("--per-host", type=int, default=None, help="CRAWL_PER_HOST for our runs (default: 2)")
     args = parser.parse_args()
     count, total = prepare(args.cache)
-    print(f"site: {PHOTOS} photo pages, {count} images, {total / count / 1024:.0f} KB on average", flush=True)
+    print(f"site: {PHOTOS} photo pages, {count} images, {total / count / 1024:.0f} KB on average; load average "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="aid-crawl-bench-") as tmp, SiteProcess(args.cache) as site:
         work = Path(tmp)
         http = results["http"] = ours(site, work, "http", 5000, args.per_host)
-        print(f"http:    {http['seconds']:.1f} s, {http['pages']} pages "
-              f"({http['pages'] / http['seconds']:.0f} pages/s),"
+        print(f"http:    {http['seconds']:.1f} s, {http['pages']} pages visited in {http['pages_seconds']:.1f} s "
+              f"({http['pages'] / http['pages_seconds']:.0f} pages/s),"
               f" {http['images']} images kept ({http['images'] / http['seconds']:.0f} images/s); peak"
               f" {http['peak_mb']:.0f} MB, {http['at_1000_mb']:.0f} MB at 1,000 pages, {http['end_mb']:.0f} MB at"
               f" the end (growth {http['end_mb'] - http['at_1000_mb']:.0f} MB)", flush=True)
         if not args.skip_browser:
             browser = results["browser"] = ours(site, work, "browser", args.browser_pages, args.per_host)
-            print(f"browser: {browser['seconds']:.1f} s, {browser['pages']} pages "
-                  f"({browser['pages'] / browser['seconds']:.1f} pages/s, 2 browsers), {browser['images']} images "
-                  "kept", flush=True)
+            print(f"browser: {browser['seconds']:.1f} s, {browser['pages']} pages visited in "
+                  f"{browser['pages_seconds']:.1f} s ({browser['pages'] / browser['pages_seconds']:.1f} pages/s, 2 "
+                  f"browsers, their start included), {browser['images']} images kept", flush=True)
         if not args.skip_scrapy:
             peer = results["scrapy"] = scrapy(site, work, args.scrapy)
             print(f"scrapy:  {peer['seconds']:.1f} s, {peer['pages']} pages ({peer['pages'] / peer['seconds']:.0f} "
                   f"pages/s), {peer['images']} images ({peer['images'] / peer['seconds']:.0f} images/s)"
                   f"{'' if peer['returncode'] == 0 else ' (exit ' + str(peer['returncode']) + ')'}", flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print(json.dumps(results, indent=1, default=str))
 
 
