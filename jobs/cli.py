@@ -38,8 +38,6 @@ def run_job(queries, count, output, sources, formats, min_width, min_height, spl
     queries, error = check_queries(list(queries), int(config["MAX_QUERY_LENGTH"]), int(config["MAX_CLASSES"]))
     if error:
         raise click.BadParameter(error, param_hint="QUERIES")
-    if len(queries) > int(config["MAX_CLASSES"]):
-        raise click.BadParameter(f"at most {config['MAX_CLASSES']} queries (MAX_CLASSES)", param_hint="QUERIES")
     chosen = [f.strip().lower() for f in formats.split(",") if f.strip()] if formats else None
     if chosen and not set(chosen) <= set(FORMATS):
         raise click.BadParameter(f"image formats must be among {', '.join(FORMATS)}", param_hint="--formats")

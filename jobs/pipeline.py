@@ -27,6 +27,7 @@ from downloader import (
 )
 from downloader.crossclass import Clash, find_clashes
 from jobs.classes import ClassResult, class_folders, results_note
+from jobs.files import folder_name
 from jobs.links import human_size
 from scraper import Candidate, Collector, EngineReport, EnginesUnavailable
 from scraper.licences import credit_line
@@ -260,8 +261,10 @@ def build_dataset(
     layout = str(options.get("layout") or "imagefolder")
     if gifs and layout == "imagefolder":
         event(f"{gifs} images are GIFs, which torchvision's ImageFolder does not read (Hugging Face does)")
-    size = write_dataset(Dataset(images, failures, split=options.get("split") or None, layout=layout), zip_file)
-    event(f"zip written: {delivered} images, {human_size(size)}")
+    root = folder_name(", ".join(queries), delivered)  # the zip unpacks into this one folder, never loose files
+    size = write_dataset(Dataset(images, failures, split=options.get("split") or None, layout=layout), zip_file,
+                         root=root)
+    event(f"zip written: {delivered} images, {human_size(size)}, in the folder {root}/")
     return Outcome(delivered=delivered, candidates=run.collected, zip_path=zip_file, zip_bytes=size,
                    note=results_note(results), engines=run.engines, classes=results, wanted=run.total,
                    thumbnails=_previews(done, thumbnails))

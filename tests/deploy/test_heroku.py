@@ -32,7 +32,8 @@ def _link(message) -> str:
 
 
 def _images_in(content: bytes) -> list[str]:
-    return [n for n in zipfile.ZipFile(io.BytesIO(content)).namelist() if n.startswith("images/")]
+    """The images of a job's zip, which unpacks into one folder named after the job."""
+    return [n for n in zipfile.ZipFile(io.BytesIO(content)).namelist() if n.split("/", 1)[-1].startswith("images/")]
 
 
 def _wait_started(store, job_id, timeout=30.0) -> None:

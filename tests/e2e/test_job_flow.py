@@ -10,7 +10,8 @@ import io
 import re
 import time
 import zipfile
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -71,6 +72,15 @@ def _submit_now(client, email: str, count: int, query: str = "red panda") -> str
     return response.get_json()["id"]
 
 
+def _check_email(message, job_path: str) -> None:
+    """Every email: Date and Message-ID headers, a text and an HTML part, both with the job page's link."""
+    assert message["Date"] and message["Message-ID"]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert job_path in text and f"{job_path}\"" in html
+    assert 'style="' in html and "<table" in html  # inline styles: mail programs read no style sheet
+
+
 def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
     app = job_app(DATABASE_URL=database_url)
     server = live_server(app)
@@ -81,17 +91,27 @@ def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
         driver.find_element(By.NAME, "search-query").send_keys("red panda")
         driver.find_element(By.NAME, "email").send_keys("person@example.com")
         driver.find_element(By.NAME, "images").send_keys("12")
-        # The page filled today's date, the next minute and the browser's time zone; a person wanting the
-        # images now picks the current minute in the time picker.
+        # The page filled today's date, the next minute and the browser's time zone (a visible list, the detected
+        # zone chosen); a person wanting the images now picks the current minute in the time picker.
         assert driver.find_element(By.NAME, "date").get_attribute("value")
-        assert driver.find_element(By.NAME, "timezone").get_attribute("value")
+        zone = driver.find_element(By.ID, "timezone")
+        detected = driver.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone")
+        assert zone.is_displayed() and zone.get_attribute("value") == detected
         driver.execute_script(
             "var d = new Date(); var p = n => String(n).padStart(2, '0');"
             "document.getElementById('time').value = p(d.getHours()) + ':' + p(d.getMinutes());")
         driver.find_element(By.ID, "submit").click()
         WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "submitted")))
-        assert "Your job has been submitted" in driver.page_source
+        job_path = urlsplit(driver.current_url).path  # the POST answered 303 to the job's own page
+        assert re.fullmatch(r"/jobs/[\w-]{22}", job_path)
         assert driver.find_element(By.ID, "confirm-needed").is_displayed()
+        driver.refresh()  # a reload of the page the form landed on submits nothing
+        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "job-status")))
+        with app.app_context():
+            assert len(get_store(app).unconfirmed_before(datetime.now(UTC) + timedelta(days=1))) == 1
+        driver.get(server.url + "/")  # the home page lists the jobs this browser submitted
+        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.ID, "recent-jobs-list"), "unconfirmed"))
+        assert driver.find_element(By.CSS_SELECTOR, "#recent-jobs-list a").get_attribute("href").endswith(job_path)
 
         # The only email so far asks to confirm the address; its link opens a page with one button.
         [confirm] = smtp_server.wait_for(lambda msgs: len(msgs) >= 1)
@@ -101,18 +121,44 @@ def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
         WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "confirmed")))
         assert "1 waiting job is now queued" in driver.find_element(By.ID, "confirmed-jobs").text
 
-        messages = smtp_server.wait_for(lambda msgs: any("are ready" in m["Subject"] for m in msgs), timeout=120)
+        # The job's page follows it live (the page reloads itself when the status changes).
+        driver.get(server.url + job_path)
+        WebDriverWait(driver, 120).until(ec.text_to_be_present_in_element((By.ID, "job-status"), "Done"))
+        assert driver.find_element(By.ID, "job-live").get_attribute("aria-live") == "polite"
+        bar = driver.find_element(By.ID, "job-progress")
+        assert (bar.get_attribute("value"), bar.get_attribute("max")) == ("12", "12")
+        assert "12 of 12 images" in driver.find_element(By.ID, "job-counts").text
+        events = driver.find_elements(By.CSS_SELECTOR, "#job-events li")
+        assert 5 <= len(events) <= 30
+        log = driver.find_element(By.ID, "job-events").text
+        assert "job started" in log and "zip written: 12 images" in log
+        assert f"until {datetime.now(UTC):%Y-%m-%d}" in driver.find_element(By.ID, "download-expiry").text
+        previews = driver.find_elements(By.CSS_SELECTOR, "#previews img")
+        assert len(previews) == 8
+        # The scraper's browser loads no images: the page's script fetches each preview and decodes it instead.
+        sizes = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "Promise.all(Array.from(document.querySelectorAll('#previews img')).map(i => fetch(i.src)"
+            ".then(r => r.blob()).then(b => createImageBitmap(b)).then(b => [b.width, b.height])))"
+            ".then(done, e => done(String(e)));")
+        assert len(sizes) == 8 and all(0 < max(size) <= 128 for size in sizes), sizes
+        button = driver.find_element(By.ID, "download")
+        assert "12 images" in button.text and ("KB" in button.text or "MB" in button.text)
+        link = button.get_attribute("href")
+
+        messages = smtp_server.wait_for(lambda msgs: any("are ready" in m["Subject"] for m in msgs), timeout=30)
         subjects = [m["Subject"] for m in messages]
         assert subjects == [CONFIRM, "Your images are being collected", "Your images are ready"]
-        messages = messages[1:]
-        assert "12 images" in messages[1].get_body(("plain",)).get_content()
-        link = _link(messages[1])
-        assert link.startswith(server.url)
+        for message in messages:
+            _check_email(message, job_path)
+        assert "12 images" in messages[2].get_body(("plain",)).get_content()
+        assert _link(messages[2]).startswith(server.url + "/download/")
 
-        response = requests.get(link, timeout=30)
+        response = requests.get(link, timeout=30)  # the page's button: a signed link like the email's
         assert response.status_code == 200
         archive = zipfile.ZipFile(io.BytesIO(response.content))
-        images = [n for n in archive.namelist() if n.startswith("images/")]
+        assert {n.split("/", 1)[0] for n in archive.namelist()} == {"red-panda-12-images"}  # one folder
+        images = [n for n in archive.namelist() if n.startswith("red-panda-12-images/images/")]
         assert len(images) == 12
         digests = set()
         for name in images:
@@ -121,15 +167,9 @@ def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
             with Image.open(io.BytesIO(data)) as image:
                 image.verify()
         assert len(digests) == 12
-        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8"))))
-        assert sorted(row["file"] for row in manifest) == sorted(images)
+        manifest = list(csv.DictReader(io.StringIO(archive.read("red-panda-12-images/manifest.csv").decode())))
+        assert sorted("red-panda-12-images/" + row["file"] for row in manifest) == sorted(images)
         assert {row["sha256"] for row in manifest} == digests
-
-        # The job page shows the phases as they happened.
-        driver.get(server.url + re.search(r"(/jobs/\S+)", messages[0].get_body(("plain",)).get_content())[1])
-        WebDriverWait(driver, 10).until(ec.text_to_be_present_in_element((By.ID, "job-status"), "done"))
-        events = driver.find_element(By.ID, "job-events").text
-        assert "job started" in events and "zip written: 12 images" in events
 
         # A tampered link gets the error page, not a trace.
         driver.get(link[:-3] + "abc")
@@ -138,20 +178,46 @@ def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
         browser.quit()
 
 
-def test_an_engine_with_no_results_sends_the_error_email(job_app, smtp_server, engines):
+def test_a_failed_job_offers_the_form_filled_in_and_a_waiting_job_can_be_cancelled(job_app, live_server,
+                                                                                    smtp_server, engines):
     engines.set_mode("bing", "empty")
     app = job_app()
+    server = live_server(app)
     client = app.test_client()
     job_id = _submit_now(client, "nothing@example.com", 5, "zzqx nothing")
     _confirm(client, smtp_server, "nothing@example.com")
     messages = smtp_server.wait_for(lambda msgs: any("could not be collected" in m["Subject"] for m in msgs), 90)
     failed = [m for m in messages if "could not be collected" in m["Subject"]][0]
+    _check_email(failed, f"/jobs/{job_id}")
     body = failed.get_body(("plain",)).get_content()
     assert "no images could be delivered for “zzqx nothing”" in body
-    assert app.config["PUBLIC_URL"] in body  # a link back to the home page
+    assert f"{server.url}/?search-query=zzqx+nothing&images=5&timezone=UTC" in body  # "submit again", filled in
     with app.app_context():
         job = get_store(app).get_job(job_id)
     assert job.status == "failed" and job.error in body
+    later = datetime.now(UTC) + timedelta(days=1)
+    waiting = client.post("/api/jobs", json={"search-query": "koala", "email": "nothing@example.com", "images": 3,
+                                             "date": f"{later:%Y-%m-%d}", "time": "10:00"}).get_json()["id"]
+
+    browser = chromium.start(app.config["CHROME_BIN"], app.config["CHROMEDRIVER"])
+    try:
+        driver = browser.driver
+        driver.get(f"{server.url}/jobs/{job_id}")
+        assert "no images could be delivered" in driver.find_element(By.ID, "job-error").text
+        driver.find_element(By.ID, "try-again").click()
+        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "job-form")))
+        assert driver.find_element(By.ID, "search-query").get_attribute("value") == "zzqx nothing"
+        assert driver.find_element(By.ID, "images").get_attribute("value") == "5"
+
+        driver.get(f"{server.url}/jobs/{waiting}")  # the Cancel button: a form with its CSRF token
+        driver.find_element(By.ID, "cancel").click()
+        WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "cancelled")))
+        assert driver.find_element(By.ID, "job-status").text == "Cancelled"
+        assert "search-query=koala" in driver.find_element(By.ID, "try-again").get_attribute("href")
+    finally:
+        browser.quit()
+    with app.app_context():
+        assert get_store(app).get_job(waiting).status == "cancelled"
 
 
 def test_smtp_down_when_the_job_finishes(job_app, smtp_server, engines):

@@ -61,8 +61,9 @@ def test_run_job_writes_the_zip(tmp_path, engines, image_server):
     assert "collecting image links" in terminal and "downloading, " in terminal  # the phase beside the counts
     assert re.search(rf"15 images in {re.escape(str(out))} \(\d+\.\d (KB|MB)\)", stdout)
     with zipfile.ZipFile(out) as archive:
-        images = [n for n in archive.namelist() if n.startswith("images/")]
-        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8"))))
+        assert {n.split("/", 1)[0] for n in archive.namelist()} == {"red-panda-15-images"}  # one folder, no loose files
+        images = [n.split("/", 1)[1] for n in archive.namelist() if n.startswith("red-panda-15-images/images/")]
+        manifest = list(csv.DictReader(io.StringIO(archive.read("red-panda-15-images/manifest.csv").decode("utf-8"))))
     assert len(images) == 15
     assert sorted(row["file"] for row in manifest) == sorted(images)
     assert not (tmp_path / "data" / "outbox").exists()  # no email
@@ -112,7 +113,7 @@ def test_run_job_writes_webdataset_shards(tmp_path, engines, open_apis):
 
 def test_run_job_refuses_too_many_classes(tmp_path, engines):
     code, _, terminal = _run(tmp_path, engines, "a", "b", "c", "-n", "1", MAX_CLASSES="2")
-    assert code == 2 and "at most 2 queries (MAX_CLASSES)" in terminal
+    assert code == 2 and "at most 2 search queries (classes)" in terminal  # the form's message (MAX_CLASSES)
 
 
 def test_run_job_checks_its_queries_as_the_form_does_and_says_nothing_of_secret_key(tmp_path, engines):
