@@ -114,6 +114,8 @@ class _Run:
                                              should_stop=self.should_stop)
             except EnginesUnavailable as exc:
                 if not several:
+                    for line in filter(None, map(engine_sentence, collector.reports)):
+                        say(line)  # why each engine gave nothing
                     raise
                 one.unavailable = exc
                 say(f"no image links: {exc}")
