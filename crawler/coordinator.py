@@ -80,7 +80,6 @@ class Coordinator:
         self._page_cursor = 0
         self._in_flight: dict[str, QueuedPage] = {}
         self._requeues: dict[str, int] = {}
-        self._image_cursor = 0
         self._images_in_flight = 0
         self._discovery_done = False
         counts = state.counts()
@@ -164,9 +163,10 @@ class Coordinator:
                 want = self.options.max_images - self.kept
                 if self.stop.is_set() or want <= 0:
                     return []
-                batch = self.state.pending(self._image_cursor, min(limit, want + want // 2 + 4))
+                # From the start each time: one download thread takes batches one after another, and what a batch
+                # left untried (N was reached first) is still pending.
+                batch = self.state.pending(0, min(limit, want + want // 2 + 4))
                 if batch:
-                    self._image_cursor = batch[-1].seq
                     return batch
                 if self._discovery_done:
                     return []
@@ -322,8 +322,8 @@ class Coordinator:
         try:
             while (batch := self.next_images(self.options.batch)):
                 candidates = [_Candidate(image) for image in batch]
-                result = download_images(_once(candidates), len(candidates), batch_dir, options,
-                                         should_stop=self.stop.is_set)
+                want = min(len(candidates), self.options.max_images - self.kept)  # never more than N in all
+                result = download_images(_once(candidates), want, batch_dir, options, should_stop=self.stop.is_set)
                 self.images_kept(keeper.take(batch_dir, result, batch))
         except BaseException as exc:  # noqa: BLE001 - handed to the coordinator's thread, which raises it
             logger.exception("download worker failed")

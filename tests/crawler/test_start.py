@@ -48,3 +48,13 @@ def test_no_browser_survives_a_failed_crawl(crawl, fresh_site, monkeypatch):
     result = crawl(fresh_site.url, "--render", "browser", "--depth", str(DEPTH))
     assert isinstance(result.exception, RuntimeError)
     assert browsers_of(os.getpid()) == []
+
+
+def test_the_crawl_stops_at_n_images_and_at_p_pages(crawl, fresh_site, tmp_path):
+    result = crawl(fresh_site.url, "-n", "5", "--depth", str(DEPTH))
+    assert result.exit_code == 0 and "stopped at 5 images" in result.output
+    assert len(list((tmp_path / "out" / "images").glob("*.jpg"))) == 5
+    fresh_site.clear_requests()
+    result = crawl(fresh_site.url, "--max-pages", "4", "--depth", str(DEPTH), "--resume")
+    assert result.exit_code == 0 and "stopped at 4 pages" in result.output
+    assert [p for p in fresh_site.paths() if not p.startswith(("/images/", "/robots.txt"))] == []  # 5 pages were
