@@ -15,6 +15,9 @@ In one run it prints:
    the raw-fetch ceiling of the same server (the same URLs with urllib3 and 32 threads, bodies thrown away),
    with the peak resident memory of the stage, and of the whole ``flask fetch`` commands (their process tree);
 4. how long ``flask --app app fetch --help`` takes to start (best of 5).
+
+Beside each figure: the CPU time spent (user + system; the commands' whole process trees, the stage's own process
+per image), which stays meaningful when other work loads the machine, and the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -150,14 +154,28 @@ class PeakRSS:
         return self.peak / 1e6
 
 
-def run_timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Run ``command``; return its wall seconds, the peak MB of its process tree, and the finished process."""
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process and its waited-for descendants so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def run_timed(
+    command: list[str], env: dict[str, str], cwd: Path
+) -> tuple[float, float, float, subprocess.CompletedProcess]:
+    """Run ``command``; return its wall seconds, peak MB and CPU seconds of its process tree, and the process."""
+    cpu = children_cpu()
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     memory = PeakRSS(child.pid)
     out, err = child.communicate(timeout=900)
     seconds = time.perf_counter() - started
-    return seconds, memory.stop(), subprocess.CompletedProcess(command, child.returncode, out, err)
+    peak = memory.stop()
+    return seconds, peak, children_cpu() - cpu, subprocess.CompletedProcess(command, child.returncode, out, err)
 
 
 def app_env(work: Path) -> dict[str, str]:
@@ -173,20 +191,20 @@ def app_env(work: Path) -> dict[str, str]:
     )
 
 
-def ours_fetch(urls: list[str], work: Path) -> tuple[float, float, int]:
-    """Run ``flask --app app fetch`` on ``urls``; return seconds, peak MB and the images delivered."""
+def ours_fetch(urls: list[str], work: Path) -> tuple[float, float, float, int]:
+    """Run ``flask --app app fetch`` on ``urls``; return seconds, peak MB, CPU seconds and the images delivered."""
     listing = work / "ours.txt"
     listing.write_text("\n".join(urls) + "\n", encoding="utf-8")
     out = work / "ours-out"
     flask = [str(ROOT / ".venv" / "bin" / "flask"), "--app", str(ROOT / "app.py"), "fetch", str(listing), str(out)]
-    seconds, peak, done = run_timed(flask, app_env(work), work)
+    seconds, peak, cpu, done = run_timed(flask, app_env(work), work)
     if done.returncode != 0:
         raise SystemExit(f"flask fetch failed: {done.stderr[-2000:]}")
-    return seconds, peak, len(list((out / "images").iterdir()))
+    return seconds, peak, cpu, len(list((out / "images").iterdir()))
 
 
-def peer_fetch(peer: Path, urls: list[str], work: Path) -> tuple[float, float, int]:
-    """Run img2dataset on ``urls`` (no resizing, no re-encoding); return seconds, peak MB and images written."""
+def peer_fetch(peer: Path, urls: list[str], work: Path) -> tuple[float, float, float, int]:
+    """Run img2dataset on ``urls`` (no resizing, no re-encoding); return seconds, peak MB, CPU s and images."""
     listing = work / "peer.txt"
     listing.write_text("\n".join(urls) + "\n", encoding="utf-8")
     out = work / "peer-out"
@@ -194,22 +212,24 @@ def peer_fetch(peer: Path, urls: list[str], work: Path) -> tuple[float, float, i
                "--output_format", "files", "--processes_count", "2", "--thread_count", "64", "--resize_mode", "no",
                "--disable_all_reencoding", "True", "--retries", "0", "--timeout", "10", "--enable_wandb", "False"]
     env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="disabled", HOME=str(work))
-    seconds, peak, done = run_timed(command, env, work)
+    seconds, peak, cpu, done = run_timed(command, env, work)
     if done.returncode != 0:
         raise SystemExit(f"img2dataset failed: {done.stderr[-2000:]}")
     images = [p for p in out.rglob("*") if p.suffix.lower() in (".jpg", ".png", ".jpeg", ".webp")]
-    return seconds, peak, len(images)
+    return seconds, peak, cpu, len(images)
 
 
 def compare(label: str, urls: list[str], peer: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-download-") as folder:
         work = Path(folder)
         raw_fetch(urls)  # warm-up: every image is in the server's memory
-        ours_s, ours_mb, ours_n = ours_fetch(urls, work)
-        line = f"{label}: flask fetch {ours_s:.2f} s ({ours_n} images, peak {ours_mb:.0f} MB)"
+        ours_s, ours_mb, ours_cpu, ours_n = ours_fetch(urls, work)
+        line = (f"{label}: flask fetch {ours_s:.2f} s ({ours_n} images, peak {ours_mb:.0f} MB, CPU {ours_cpu:.2f} s, "
+                f"{load()})")
         if peer is not None:
-            peer_s, peer_mb, peer_n = peer_fetch(peer, urls, work)
-            line += f"; img2dataset {peer_s:.2f} s ({peer_n} images, peak {peer_mb:.0f} MB); {peer_s / ours_s:.1f}x"
+            peer_s, peer_mb, peer_cpu, peer_n = peer_fetch(peer, urls, work)
+            line += (f"; img2dataset {peer_s:.2f} s ({peer_n} images, peak {peer_mb:.0f} MB, CPU {peer_cpu:.2f} s, "
+                     f"{load()}); {peer_s / ours_s:.1f}x")
         print(line, flush=True)
 
 
@@ -224,22 +244,22 @@ def stage_alone(base: str, count: int) -> None:
                               deadline=600)
     with tempfile.TemporaryDirectory(prefix="bench-stage-") as folder:
         memory = PeakRSS(children=False)  # this process only: the image server is a child too
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = download_images(lambda k: [c for _, c in zip(range(k), queue, strict=False)], count, Path(folder),
                                  options)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         peak = memory.stop()
     print(f"stage alone, {count} images on {STAGE_HOSTS} host names, no latency: "
           f"{len(result.images) / seconds:.0f} img/s ({len(result.images)} in {seconds:.2f} s, "
-          f"{len(result.failures)} refused); raw-fetch ceiling {count / raw:.0f} img/s; peak RSS {peak:.0f} MB",
-          flush=True)
+          f"{len(result.failures)} refused; CPU {1000 * cpu / max(1, len(result.images)):.2f} ms per image, "
+          f"{load()}); raw-fetch ceiling {count / raw:.0f} img/s; peak RSS {peak:.0f} MB", flush=True)
 
 
 def start_time() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-start-") as folder:
         flask = [str(ROOT / ".venv" / "bin" / "flask"), "--app", str(ROOT / "app.py"), "fetch", "--help"]
         best = min(run_timed(flask, app_env(Path(folder)), Path(folder))[0] for _ in range(5))
-    print(f"flask --app app fetch --help: {best:.2f} s (best of 5)", flush=True)
+    print(f"flask --app app fetch --help: {best:.2f} s (best of 5, {load()})", flush=True)
 
 
 def main() -> None:
