@@ -183,8 +183,9 @@ class GuardedPoolManager(PoolManager):
     redirects are the caller's to do (each redirect target is a new request through this same guard).
     """
 
-    def __init__(self, guard: Guard, maxsize: int, num_pools: int = 100) -> None:
-        super().__init__(num_pools=num_pools, maxsize=maxsize, retries=False, ca_certs=certifi.where())
+    def __init__(self, guard: Guard, maxsize: int, num_pools: int = 100, ca_certs: str | None = None) -> None:
+        ca_certs = ca_certs or certifi.where()  # the roots requests uses; tests pass their own
+        super().__init__(num_pools=num_pools, maxsize=maxsize, retries=False, ca_certs=ca_certs)
         self.pool_classes_by_scheme = _guarded_pool_classes(guard)
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from urllib3.exceptions import SSLError
 
 from downloader.errors import BlockedURL, FetchError
-from downloader.guard import Guard, address_problem, check_url
+from downloader.guard import Guard, GuardedPoolManager, address_problem, check_url
 from downloader.options import DownloadOptions
 from downloader.stage import download_images
 from scraper.candidate import Candidate
@@ -118,3 +119,96 @@ def test_an_unknown_host_is_a_broken_link_not_a_blocked_one():
 
     with pytest.raises(FetchError, match="could not be found"):
         Guard(False, resolver=resolver).addresses("nowhere.invalid", 80)
+
+
+def _certificate(name: str, folder):
+    """A self-signed certificate for ``name`` and its key, as PEM files in ``folder``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a certificate for secure.test; it records the SNI and Host it was sent."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    cert_file, key_file = _certificate("secure.test", tmp_path)
+    seen = {"sni": [], "host": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            seen["host"].append(self.headers["Host"])
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.write(b"hello")
+
+        def log_message(self, *args):
+            pass
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    context.sni_callback = lambda sock, name, ctx: seen["sni"].append(name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield server.server_address[1], cert_file, seen
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_https_goes_to_the_checked_address_with_the_host_name_for_sni_and_the_certificate(tls_server):
+    """secure.test exists only in our resolver: the TLS connection went to its checked address, named secure.test."""
+    port, cert_file, seen = tls_server
+    lookups = []
+
+    def resolver(host, port):
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    guard = Guard(False, frozenset({"secure.test", "other.test"}), resolver)
+    pool = GuardedPoolManager(guard, maxsize=2, ca_certs=str(cert_file))
+    try:
+        for _ in range(2):
+            response = pool.urlopen("GET", f"https://secure.test:{port}/x", retries=False)
+            assert (response.status, response.data) == (200, b"hello")
+        assert lookups == ["secure.test"]  # once, though two requests were made
+        assert seen["sni"] == ["secure.test"] and seen["host"] == [f"secure.test:{port}"] * 2
+        # The certificate is checked against the URL's host name, not the address connected to.
+        with pytest.raises(SSLError, match="other.test"):
+            pool.urlopen("GET", f"https://other.test:{port}/x", retries=False)
+    finally:
+        pool.clear()
