@@ -267,3 +267,15 @@ def test_an_error_from_the_collector_propagates_and_cleans_up(image_server, tmp_
     with pytest.raises(RuntimeError, match="browser died"):
         download_images(more, 2, tmp_path, DownloadOptions(**FAST))
     assert not (tmp_path / ".parts").exists()
+
+
+def test_a_refused_connection_is_a_broken_link(image_server, tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once this socket is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/img/nobody.jpg"
+    result = download_images(Feed([url, image_server.url_for("beside")]), 2, tmp_path, DownloadOptions(**FAST))
+    assert [image.image_url for image in result.images] == [image_server.url_for("beside")]
+    assert [(f.url, f.reason, f.kind) for f in result.failures] == [(url, "could not connect", "broken")]
