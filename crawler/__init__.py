@@ -2,12 +2,13 @@
 
 Public surface::
 
-    from crawler import Coordinator, CrawlOptions, CrawlState, check_start
+    from crawler import Coordinator, CrawlOptions, CrawlState
 
     options = CrawlOptions.from_config(app.config, max_images=500, render="http", scope="host")
-    problem = check_start(start_url, options)           # a sentence when the crawl cannot start, else None
+    coordinator = Coordinator(start_url, out_dir, options, progress=None)
+    problem = coordinator.problem()                     # a sentence when the crawl cannot start, else None
     state = CrawlState.open(out_dir)                    # out_dir/crawl-state.sqlite3, created or resumed
-    summary = Coordinator(start_url, out_dir, options, state, progress=None).run()
+    summary = coordinator.run(state)
 
 - The *coordinator* owns the state (SQLite: frontier, pages visited, image URLs seen, images saved; written as it
   changes, so a killed crawl resumes) and hands out work. *Discovery workers* open pages (``http``: requests and
@@ -20,12 +21,12 @@ Public surface::
 - Output in ``out_dir``: ``images/<name>.<ext>``, ``metadata/<name>.json``, ``images/<width>/`` per --widths,
   ``manifest.csv`` and ``failures.csv``.
 
-Errors: one page's or image's problem is data (failures.csv); ``check_start`` returns why a crawl cannot begin;
+Errors: one page's or image's problem is data (failures.csv); ``Coordinator.problem()`` says why a crawl cannot begin;
 anything else is a bug and propagates from ``run()`` after every worker and browser has stopped.
 """
 
-from .coordinator import Coordinator, Progress, Summary, check_start
+from .coordinator import Coordinator, Progress, Summary
 from .options import CrawlOptions
 from .state import CrawlState
 
-__all__ = ["Coordinator", "CrawlOptions", "CrawlState", "Progress", "Summary", "check_start"]
+__all__ = ["Coordinator", "CrawlOptions", "CrawlState", "Progress", "Summary"]

@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from .coordinator import Coordinator, Progress, check_start
+from .coordinator import Coordinator, Progress
 from .options import RENDERS, SCOPES, CrawlOptions
 from .state import CrawlState
 
@@ -88,8 +88,11 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
                                "folder")
     if resume and not CrawlState.exists(out_dir):
         raise click.UsageError(f"--resume: no crawl to continue in {out_dir}")
-    problem = check_start(start_url, options)
+    bar = _Bar()
+    coordinator = Coordinator(start_url, out_dir, options, progress=bar)
+    problem = coordinator.problem()
     if problem:
+        coordinator.close()
         raise click.ClickException(problem)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = CrawlState.open(out_dir)
@@ -97,12 +100,10 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
         started = state.get_meta("start_url")
         if resume and started and started != start_url:
             raise click.UsageError(f"--resume: the crawl in {out_dir} started at {started}, not {start_url}")
-        bar = _Bar()
-        coordinator = Coordinator(start_url, out_dir, options, state, progress=bar)
         # SIGTERM stops like Ctrl-C: workers end, browsers quit, the state stays resumable.
         previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            summary = coordinator.run()
+            summary = coordinator.run(state)
         except KeyboardInterrupt:
             bar.end()
             click.echo(f"interrupted; continue with: flask --app app crawl {start_url} {out_dir} --resume",

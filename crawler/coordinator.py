@@ -62,11 +62,14 @@ class Summary:
 
 
 class Coordinator:
-    """One crawl from a start URL into ``out_dir``; ``run()`` blocks until it ends."""
+    """One crawl from a start URL into ``out_dir``: ``problem()`` says whether it can start, ``run(state)`` blocks
+    until it ends."""
 
-    def __init__(self, start_url: str, out_dir: Path, options: CrawlOptions, state: CrawlState,
+    state: CrawlState  # given to run()
+
+    def __init__(self, start_url: str, out_dir: Path, options: CrawlOptions,
                  progress: Callable[[Progress], None] | None = None) -> None:
-        self.start_url, self.out_dir, self.options, self.state = start_url, Path(out_dir), options, state
+        self.start_url, self.out_dir, self.options = start_url, Path(out_dir), options
         self.progress = progress
         self.stop = threading.Event()
         self.scope = Scope(start_url, options.scope, options.include, options.exclude, options.max_url_length)
@@ -82,9 +85,7 @@ class Coordinator:
         self._requeues: dict[str, int] = {}
         self._images_in_flight = 0
         self._discovery_done = False
-        counts = state.counts()
-        self.visited = counts.get("pages_visited", 0) + counts.get("pages_failed", 0)
-        self.kept = counts.get("images_saved", 0)
+        self.visited = self.kept = 0
         self.stopped: str | None = None
         self._errors: list[BaseException] = []
         self._browsers: list[BrowserDiscovery] = []  # started and not yet closed
@@ -201,7 +202,29 @@ class Coordinator:
         logger.info("crawl of %s: %s pages queued from the start URL and the sitemaps", self.start_url,
                     self.state.counts().get("pages_queued", 0))
 
-    def run(self) -> Summary:
+    def problem(self) -> str | None:
+        """Why the crawl cannot start (a bad URL, a blocked address, robots.txt forbids it), or None."""
+        try:
+            check_url(self.start_url)
+            parts = urlsplit(self.start_url)
+            self.guard.addresses(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+        except DownloadError as exc:
+            return f"cannot crawl {self.start_url}: {exc.reason}"
+        except ValueError as exc:
+            return f"cannot crawl {self.start_url}: {exc}"
+        if not self.robots.allowed(self.start_url):  # read once: the crawl goes on with the same rules
+            return f"cannot crawl {self.start_url}: robots.txt of the site forbids it"
+        return None
+
+    def close(self) -> None:
+        """Release the page fetcher's connections (``run`` does it at its end)."""
+        self.fetcher.close()
+
+    def run(self, state: CrawlState) -> Summary:
+        self.state = state
+        counts = state.counts()
+        self.visited = counts.get("pages_visited", 0) + counts.get("pages_failed", 0)
+        self.kept = counts.get("images_saved", 0)
         proxy = FilteringProxy(self.guard).start() if self.options.render == "browser" else None
         batch_dir = self.out_dir / BATCH_DIR
         keeper = Keeper(self.out_dir, self.state, int(self.options.download.get("NEAR_DUPLICATE_DISTANCE", 6)),
@@ -240,7 +263,7 @@ class Coordinator:
                 discovery.close()
             if proxy is not None:
                 proxy.stop()
-            self.fetcher.close()
+            self.close()
             shutil.rmtree(batch_dir, ignore_errors=True)
         if self._errors:
             raise self._errors[0]
@@ -358,27 +381,3 @@ class _Candidate:
     @property
     def source(self) -> str:
         return "crawl"
-
-
-def check_start(start_url: str, options: CrawlOptions) -> str | None:
-    """Why a crawl of ``start_url`` cannot start (a bad URL, a blocked address, robots.txt forbids it), or None."""
-    try:
-        check_url(start_url)
-        parts = urlsplit(start_url)
-        Guard(options.allow_private, options.trusted_hosts).addresses(parts.hostname or "",
-                                                                    parts.port or (443 if parts.scheme == "https"
-                                                                                   else 80))
-    except DownloadError as exc:
-        return f"cannot crawl {start_url}: {exc.reason}"
-    except ValueError as exc:
-        return f"cannot crawl {start_url}: {exc}"
-    stop = threading.Event()
-    manners = Manners(options.per_host, 0.0, stop)
-    fetcher = PageFetcher(Guard(options.allow_private, options.trusted_hosts), manners, options.user_agent, stop)
-    try:
-        robots = Robots(fetcher.text, options.user_agent)
-        if not robots.allowed(start_url):
-            return f"cannot crawl {start_url}: robots.txt of the site forbids it"
-    finally:
-        fetcher.close()
-    return None

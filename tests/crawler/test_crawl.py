@@ -43,6 +43,7 @@ def _assert_polite_and_contained(site, widths: bool = False) -> None:
     assert 0 < len(calendar) <= 2 * DEPTH  # the endless calendar ends at the depth limit
     assert 0 < len([p for p in paths if p.startswith("/filter")]) <= DEPTH
     assert paths.count("/gallery/2") == 2  # 429 with Retry-After, then once more
+    assert paths.count("/robots.txt") == 1
     pages = Counter(p for p in paths if not p.startswith("/images/") and p not in ("/robots.txt", "/gallery/2"))
     assert [p for p, n in pages.items() if n > 1 and p != "/favicon.ico"] == []  # each page visited once
 
