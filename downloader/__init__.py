@@ -63,7 +63,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    # The stage pulls in Pillow, NumPy and requests: imported on first use, so `flask fetch --help` and the web
+    # The stage pulls in Pillow, NumPy, urllib3 and requests: imported on first use, so `flask fetch --help` and the web
     # forms (which only need the options and formats) start without them.
     if name == "download_images":
         from .stage import download_images

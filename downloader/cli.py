@@ -91,7 +91,7 @@ def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, mi
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--formats") from exc
-    from .stage import download_images  # Pillow, NumPy and requests: not for `fetch --help`
+    from .stage import download_images  # Pillow, NumPy, urllib3, requests: not for `fetch --help`
 
     want = number or len(candidates)
     queue = iter(candidates)
