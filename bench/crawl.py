@@ -41,6 +41,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.download import Servers  # noqa: E402
+
 PHOTOS = 2000
 EXTRA = 9  # images per photo page besides its photo: 10 per page, 20,000 in all
 DEPTH = 3  # the sitemap puts every photo page at depth 1
@@ -125,27 +127,15 @@ def prepare(folder: Path) -> tuple[int, int]:
     return len(sizes), sum(sizes)
 
 
-class SiteProcess:
-    """The fixture site in a child process; stopped by closing its stdin."""
+class SiteProcess(Servers):
+    """The fixture site in a child process; stopped by closing its stdin (as the download benchmark's servers)."""
 
-    def __init__(self, images: Path) -> None:
+    def __init__(self, images: Path) -> None:  # not Servers.__init__: that would start an image server
         command = [sys.executable, "-m", "tests.fixtures.site", "--photos", str(PHOTOS), "--extra", str(EXTRA),
                    "--image-dir", str(images)]
         self.child = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.child.stdout is not None
         self.url, self.other = self.child.stdout.readline().split()
-
-    def __enter__(self) -> SiteProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self.child.stdin is not None
-        self.child.stdin.close()
-        try:
-            self.child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.child.kill()
-            self.child.wait(timeout=10)
 
 
 class Watch:
@@ -259,7 +249,8 @@ def main() -> None:
     print(f"site: {PHOTOS} photo pages, {count} images, {total / count / 1024:.0f} KB on average; load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="aid-crawl-bench-") as tmp, SiteProcess(args.cache) as site:
+    site = SiteProcess(args.cache)
+    with tempfile.TemporaryDirectory(prefix="aid-crawl-bench-") as tmp, site:
         work = Path(tmp)
         http = results["http"] = ours(site, work, "http", 5000, args.per_host)
         print(f"http:    {http['seconds']:.1f} s, {http['pages']} pages visited in {http['pages_seconds']:.1f} s "
