@@ -17,7 +17,7 @@ from scraper.browser import OWNER_ENV, TEMP_PREFIX
 from tests.fixtures.site import start_site
 
 ROOT = Path(__file__).resolve().parents[2]
-PHOTOS = 60  # 3 galleries, 3 orphans: about 100 pages and 64 pictures in scope, plus the traps
+PHOTOS = 40  # 2 galleries, 2 orphans: about 70 pages and 43 pictures in scope, plus the traps
 DEPTH = 8  # every real page is within 4 links (the sitemap puts them at 1); the traps end here
 
 

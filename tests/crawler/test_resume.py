@@ -72,12 +72,12 @@ def test_a_second_run_without_resume_is_refused(fresh_site, tmp_path):
 def test_no_browser_survives_a_killed_browser_crawl(fresh_site, tmp_path):
     out = tmp_path / "out"
     env = crawl_env(fresh_site, DATABASE_URL=f"sqlite:///{tmp_path}/app.sqlite3")
-    process = subprocess.Popen(crawl_command(fresh_site, out, "--render", "browser", "--max-pages", "24"), cwd=ROOT,
+    process = subprocess.Popen(crawl_command(fresh_site, out, "--render", "browser", "--max-pages", "14"), cwd=ROOT,
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     killed = process.pid
     _kill_when(process, lambda: len([p for p in fresh_site.paths() if p.startswith("/photo/")]) >= 4)
     assert browsers_of(killed)  # a kill leaves them behind for a moment: the next start reaps them
-    resumed = subprocess.Popen(crawl_command(fresh_site, out, "--render", "browser", "--max-pages", "24",
+    resumed = subprocess.Popen(crawl_command(fresh_site, out, "--render", "browser", "--max-pages", "14",
                                              "--resume"), cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     _, stderr = resumed.communicate(timeout=240)
