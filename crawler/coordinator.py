@@ -213,7 +213,7 @@ class Coordinator:
         except ValueError as exc:
             return f"cannot crawl {self.start_url}: {exc}"
         if not self.robots.allowed(self.start_url):  # read once: the crawl goes on with the same rules
-            return f"cannot crawl {self.start_url}: robots.txt of the site forbids it"
+            return f"cannot crawl {self.start_url}: {self.robots.why_not(self.start_url)}"
         return None
 
     def close(self) -> None:

@@ -34,6 +34,7 @@ class Robots:
         self._rules: dict[str, Protego | None] = {}  # None: the host forbids everything (unreadable robots.txt)
         self._lock = threading.Lock()
         self._fetching: dict[str, threading.Lock] = {}
+        self.statuses: dict[str, int] = {}  # origin -> the status robots.txt was answered with (0: no answer)
 
     def rules(self, url: str) -> Protego | None:
         key = origin(url)
@@ -46,12 +47,22 @@ class Robots:
 
     def _load(self, key: str) -> Protego | None:
         status, text = self.fetch(f"{key}/robots.txt")
+        self.statuses[key] = status
         if 400 <= status < 500:
             return Protego.parse("")
         if status != 200:
             logger.warning("robots.txt of %s could not be read (status %s): the host is not crawled", key, status)
             return None
         return Protego.parse(text[:MAX_ROBOTS_BYTES])
+
+    def why_not(self, url: str) -> str:
+        """Why ``url`` is not allowed, in words for the user."""
+        status = self.statuses.get(origin(url))
+        if status == 0:
+            return "the site did not answer"
+        if status is not None and status >= 500:
+            return f"its robots.txt could not be read (HTTP {status})"
+        return "robots.txt of the site forbids it"
 
     def allowed(self, url: str) -> bool:
         rules = self.rules(url)

@@ -13,7 +13,8 @@ from tests.crawler.conftest import DEPTH, browsers_of
 @pytest.fixture
 def crawl(make_app, fresh_site, tmp_path):
     def run(start_url, *args, trusted=True):
-        app = make_app(ALLOW_PRIVATE_URLS=False, GUARD_TRUSTED_HOSTS=[fresh_site.trusted] if trusted else [],
+        app = make_app(ALLOW_PRIVATE_URLS=False,
+                       GUARD_TRUSTED_HOSTS=[fresh_site.trusted, "127.0.0.1:9"] if trusted else [],
                        CRAWL_DELAY_SECONDS=0.0)
         return app.test_cli_runner().invoke(args=["crawl", start_url, str(tmp_path / "out"), *args])
 
@@ -24,6 +25,7 @@ def crawl(make_app, fresh_site, tmp_path):
     ("ftp://127.0.0.1/", True, "only http and https URLs are fetched"),
     ("{site}", False, "resolves to 127.0.0.1, a loopback address"),
     ("{site}private/", True, "robots.txt of the site forbids it"),
+    ("http://127.0.0.1:9/", True, "the site did not answer"),  # trusted below, but nothing listens there
 ])
 def test_cannot_start(crawl, fresh_site, where, trusted, words):
     result = crawl(where.format(site=fresh_site.url), trusted=trusted)
