@@ -32,7 +32,7 @@ class CrawlOptions:
     widths: tuple[int, ...] = ()
     per_host: int = 2
     delay: float = 0.25
-    user_agent: str = "AdvancedImageDownloader-crawler/1.0 (+https://github.com/)"
+    user_agent: str = "AdvancedImageDownloader-crawler/1.0"
     max_url_length: int = 2000
     http_workers: int = 4
     browser_workers: int = 2
