@@ -110,7 +110,7 @@ def _robots_tags(response: BaseHTTPResponse) -> list[str]:
     return list(response.headers.getlist("X-Robots-Tag"))  # each header line on its own
 
 
-def _describe(exc: HTTPError | OSError) -> str:
+def _describe(exc: HTTPError) -> str:
     """Say in plain words why a request or its body failed."""
     text = str(exc)
     if isinstance(exc, NewConnectionError):  # urllib3 derives it from ConnectTimeoutError: test it first
@@ -255,7 +255,7 @@ class Fetcher:
                     raise FetchError(f"still arriving after {self.options.image_time_limit:.0f} s")
                 digest.update(chunk)
                 out.write(chunk)
-        except (HTTPError, OSError) as exc:  # OSError: the guard shut the socket at the end of the stage
+        except HTTPError as exc:  # urllib3 wraps socket errors, the guard's shutdown at the end of the stage too
             if self.stop.is_set():
                 raise Stopped("the download stage ended") from exc
             raise FetchError(_describe(exc)) from exc
