@@ -20,7 +20,7 @@ def test_fetch_command(make_app, image_server, tmp_path):
     manifest = (out / "manifest.csv").read_text(encoding="utf-8").splitlines()
     assert len(manifest) == 4 and manifest[1].startswith("images/0001.jpg," + image_server.url_for("cli0"))
     assert (out / "failures.csv").read_text(encoding="utf-8").splitlines()[1:] == [
-        f"{image_server.url}/fault/404,HTTP 404"
+        f"{image_server.url}/fault/404,HTTP 404,"  # no class: one list, one dataset
     ]
 
 

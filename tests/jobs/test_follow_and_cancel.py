@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -147,6 +148,7 @@ def test_a_filtered_job_logs_one_line_per_engine_not_one_per_round(runner_app):
     rounds = int(kept.split(" rounds of collecting")[0].rsplit("(", 1)[1])
     assert rounds >= 4, kept  # the rounds the old log wrote two lines each for
     assert not any("paused" in m or "bytes" in m or "UTC" in m for m in messages)
-    assert any(m.startswith("zip written: 30 images, ") and m.endswith(" KB") or m.endswith(" MB") for m in messages)
+    [written] = [m for m in messages if m.startswith("zip written: 30 images, ")]
+    assert re.search(r", \d+\.\d [KM]B, in the folder ", written), written  # a size people read, not bytes
     assert messages[0].startswith("job submitted, to run at ") and messages[0].endswith("(Europe/Paris)")
     assert all(len(e["time"]) == 8 for e in data["events"])  # HH:MM:SS in the job's zone

@@ -108,8 +108,10 @@ def test_form(client, case, data, field, message):
     response = client.post("/", data=data)
     page = response.get_data(as_text=True)
     if field is None:
-        assert response.status_code == 200, page
-        assert "Your job has been submitted" in page
+        # Post/redirect/get: the answer is the job's page, so a reload never submits again.
+        assert response.status_code == 303, page
+        assert response.headers["Location"].startswith("/jobs/")
+        assert "Your job has been submitted" in client.get(response.headers["Location"]).get_data(as_text=True)
         return
     assert response.status_code == 400
     # The message stands next to its field, and what the user typed is kept.

@@ -42,8 +42,9 @@ def test_engine_down_and_openverse_rate_limited_wikimedia_fills_the_job(fixture_
     assert engines["bing"][0] == 0 and engines["bing"][1].startswith("failed: could not load 127.0.0.1:")
     assert engines["openverse"] == (0, "blocked: rate-limited: HTTP 429 on /v1/images/ (retry after 60 s)")
     assert engines["wikimedia"][0] >= 20
-    assert any(e.startswith("bing: 0 images, failed:") for e in events)
-    assert any(e.startswith("openverse: 0 images, blocked: rate-limited") for e in events)
+    # The job's log says, in plain words, why each source stopped.
+    assert any(e.startswith("bing gave 0 image links and failed (could not load 127.0.0.1:") for e in events)
+    assert any(e.startswith("openverse gave 0 image links and blocked us (rate-limited") for e in events)
     rows = metadata(outcome.zip_path)
     assert len(rows) == 20
     assert all(row["license"] and row["creator"] for row in rows)

@@ -41,6 +41,7 @@ def test_a_killed_owners_browser_is_reaped():
     finally:
         proc.send_signal(signal.SIGKILL)  # no chance to quit its browser
         proc.wait(timeout=10)
+        proc.stdout.close()
     assert all(os.path.exists(f"/proc/{pid}") for pid in orphans)  # left behind
     assert browser.reap_orphans() >= len(orphans)
     deadline = time.monotonic() + 10
