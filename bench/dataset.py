@@ -27,7 +27,7 @@ import sys  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
-from bench.job import done_email_arrival, start_image_process, stop_process  # noqa: E402
+from bench.job import done_email_arrival, shut_down, start_image_process  # noqa: E402
 from db import get_store  # noqa: E402
 from tests.fixtures.openlicence import start_open_apis  # noqa: E402
 from tests.fixtures.smtp import SMTPServer  # noqa: E402
@@ -139,12 +139,7 @@ def main() -> None:
             print(f"peak resident memory over the whole benchmark (ru_maxrss; app, stand-in API, SMTP server, "
                   f"warm-up included): {maxrss:.0f} MiB (target < 250 MB); the image server is another process")
         finally:
-            scheduler = app.extensions.get("scheduler")
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
-            smtp.stop()
-            apis.stop()
-            stop_process(image_proc)
+            shut_down(app, (smtp, apis), image_proc)
 
 
 if __name__ == "__main__":

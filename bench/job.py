@@ -50,6 +50,16 @@ def stop_process(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+def shut_down(app, servers: tuple, image_proc: subprocess.Popen) -> None:
+    """Stop the app's scheduler, then the benchmark's servers, then the image server process."""
+    scheduler = app.extensions.get("scheduler")
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)
+    for server in servers:
+        server.stop()
+    stop_process(image_proc)
+
+
 def collect_candidates(config: dict, want: int) -> list:
     with Collector.from_config(QUERY, config) as collector:
         return collector.collect(want)
@@ -138,12 +148,7 @@ def main() -> None:
             print(f"whole job, start to 'done' email: best {min(jobs):.2f} s, worst {max(jobs):.2f} s "
                   f"(target <= 20 s)")
         finally:
-            scheduler = app.extensions.get("scheduler")
-            if scheduler is not None:
-                scheduler.shutdown(wait=False)
-            smtp.stop()
-            engines.stop()
-            stop_process(image_proc)
+            shut_down(app, (smtp, engines), image_proc)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from scraper import browser as chromium
+from tests.e2e.forms import open_form, pick_this_minute
 from tests.fixtures import imagefolder
 
 pytestmark = pytest.mark.browser
@@ -62,16 +63,11 @@ def test_three_classes_with_a_split_through_the_form(dataset_app, live_server, s
     browser = chromium.start(app.config["CHROME_BIN"], app.config["CHROMEDRIVER"])
     try:
         driver = browser.driver
-        driver.get(server.url + "/")
-        driver.find_element(By.NAME, "search-query").send_keys("red panda\nsnow leopard\nfennec fox")
-        driver.find_element(By.NAME, "email").send_keys("form@example.com")
-        driver.find_element(By.NAME, "images").send_keys("10")
+        open_form(driver, server.url, "red panda\nsnow leopard\nfennec fox", "form@example.com", 10)
         driver.find_element(By.TAG_NAME, "summary").click()
         driver.find_element(By.CSS_SELECTOR, "input[name=formats][value=gif]").click()  # ImageFolder reads no GIF
         Select(driver.find_element(By.ID, "split")).select_by_value("80/20")
-        driver.execute_script(
-            "var d = new Date(); var p = n => String(n).padStart(2, '0');"
-            "document.getElementById('time').value = p(d.getHours()) + ':' + p(d.getMinutes());")
+        pick_this_minute(driver)
         driver.find_element(By.ID, "submit").click()
         WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "job-status")))  # the job's page
         job_page = driver.current_url

@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from db import get_store
 from scraper import browser as chromium
+from tests.e2e.forms import open_form, pick_this_minute
 
 pytestmark = pytest.mark.browser
 
@@ -87,19 +88,14 @@ def test_form_to_emailed_zip(job_app, live_server, smtp_server, database_url):
     browser = chromium.start(app.config["CHROME_BIN"], app.config["CHROMEDRIVER"])
     try:
         driver = browser.driver
-        driver.get(server.url + "/")
-        driver.find_element(By.NAME, "search-query").send_keys("red panda")
-        driver.find_element(By.NAME, "email").send_keys("person@example.com")
-        driver.find_element(By.NAME, "images").send_keys("12")
+        open_form(driver, server.url, "red panda", "person@example.com", 12)
         # The page filled today's date, the next minute and the browser's time zone (a visible list, the detected
         # zone chosen); a person wanting the images now picks the current minute in the time picker.
         assert driver.find_element(By.NAME, "date").get_attribute("value")
         zone = driver.find_element(By.ID, "timezone")
         detected = driver.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone")
         assert zone.is_displayed() and zone.get_attribute("value") == detected
-        driver.execute_script(
-            "var d = new Date(); var p = n => String(n).padStart(2, '0');"
-            "document.getElementById('time').value = p(d.getHours()) + ':' + p(d.getMinutes());")
+        pick_this_minute(driver)
         driver.find_element(By.ID, "submit").click()
         WebDriverWait(driver, 10).until(ec.presence_of_element_located((By.ID, "submitted")))
         job_path = urlsplit(driver.current_url).path  # the POST answered 303 to the job's own page
