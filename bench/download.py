@@ -16,6 +16,9 @@ In one run it prints:
    with the peak resident memory of the stage, and of the whole ``flask fetch`` commands (their process tree);
 4. how long ``flask --app app fetch --help`` takes to start (best of 5).
 
+``--work DIR`` puts the runs' images under DIR instead of the system's temporary folder: creating files costs
+CPU too, and how much depends on the folder's file system and on what was deleted there just before.
+
 Beside each figure: the CPU time spent (user + system; the commands' whole process trees, the stage's own process
 per image), which stays meaningful when other work loads the machine, and the 1-minute load average.
 """
@@ -267,12 +270,17 @@ def main() -> None:
     parser.add_argument("--img2dataset", type=Path, default=PEER_DEFAULT)
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "aid-bench-images")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="where the runs write their images (default: the system's temporary folder)")
     args = parser.parse_args()
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+        tempfile.tempdir = str(args.work)  # every run's folder is made (and removed) in it
     peer = None if args.skip_peer else args.img2dataset
     if peer is not None and not peer.exists():
         raise SystemExit(f"no img2dataset at {peer}: see bench/requirements.txt, or pass --skip-peer")
     print(f"download bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-          f"load average {os.getloadavg()[0]:.1f} at start", flush=True)
+          f"load average {os.getloadavg()[0]:.1f} at start, images written under {tempfile.gettempdir()}", flush=True)
     started = time.perf_counter()
     prerender(args.cache, 2000)
     print(f"images rendered or found in {args.cache} in {time.perf_counter() - started:.0f} s", flush=True)
