@@ -2,18 +2,20 @@
 
 Public surface::
 
-    from crawler import Coordinator, CrawlOptions, CrawlState
+    from crawler import Coordinator, CrawlOptions, open_file
 
     options = CrawlOptions.from_config(app.config, max_images=500, render="http", scope="host")
     coordinator = Coordinator(start_url, out_dir, options, progress=None)
     problem = coordinator.problem()                     # a sentence when the crawl cannot start, else None
-    state = CrawlState.open(out_dir)                    # out_dir/crawl-state.sqlite3, created or resumed
+    state = open_file(out_dir)                          # out_dir/crawl-state.sqlite3, created or resumed
+                                                        # (a web job: store.crawl_state(job_id), same interface)
     summary = coordinator.run(state)
 
-- The *coordinator* owns the state (SQLite: frontier, pages visited, image URLs seen, images saved; written as it
-  changes, so a killed crawl resumes) and hands out work. *Discovery workers* open pages (``http``: requests and
-  selectolax; ``browser``: one headless Chromium each, behind a filtering proxy that applies the address guard to
-  every request) and return what a page yields (``extract``). The *download worker* is ``downloader``'s stage,
+- The *coordinator* owns the state (``db.crawl_state.CrawlState``, SQLite or Cassandra: frontier, pages visited,
+  image URLs seen, images saved; written as it changes, so a killed crawl resumes) and hands out work.
+  *Discovery workers* open pages (``http``: requests and selectolax; ``browser``: one headless Chromium each,
+  behind a filtering proxy that applies the address guard to every request) and return what a page yields
+  (``extract``). The *download worker* is ``downloader``'s stage,
   run on batches of pending images.
 - Scope: the start URL's host (or registrable domain), --include/--exclude, --depth, --max-pages, URL length;
   robots.txt (protego) with Crawl-delay; per-host politeness (CRAWL_PER_HOST, CRAWL_DELAY_SECONDS) and back-off
@@ -27,6 +29,6 @@ anything else is a bug and propagates from ``run()`` after every worker and brow
 
 from .coordinator import Coordinator, Progress, Summary
 from .options import CrawlOptions
-from .state import CrawlState
+from .state import CrawlState, open_file
 
-__all__ = ["Coordinator", "CrawlOptions", "CrawlState", "Progress", "Summary"]
+__all__ = ["Coordinator", "CrawlOptions", "CrawlState", "Progress", "Summary", "open_file"]

@@ -11,9 +11,9 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from . import state as state_file
 from .coordinator import Coordinator, Progress
 from .options import RENDERS, SCOPES, CrawlOptions
-from .state import CrawlState
 
 
 def _widths(value: str | None) -> tuple[int, ...]:
@@ -83,10 +83,10 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
               "include": _patterns(include, "--include"), "exclude": _patterns(exclude, "--exclude"),
               "widths": _widths(widths)}
     options = CrawlOptions.from_config(current_app.config, **chosen)
-    if CrawlState.exists(out_dir) and not resume:
+    if state_file.exists(out_dir) and not resume:
         raise click.UsageError(f"{out_dir} holds a crawl already: add --resume to continue it, or choose another "
                                "folder")
-    if resume and not CrawlState.exists(out_dir):
+    if resume and not state_file.exists(out_dir):
         raise click.UsageError(f"--resume: no crawl to continue in {out_dir}")
     bar = _Bar()
     coordinator = Coordinator(start_url, out_dir, options, progress=bar)
@@ -95,7 +95,7 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
         coordinator.close()
         raise click.ClickException(problem)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = CrawlState.open(out_dir)
+    state = state_file.open_file(out_dir)
     try:
         started = state.get_meta("start_url")
         if resume and started and started != start_url:

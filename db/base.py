@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 
+from db.crawl_state import CrawlState
+
 UNCONFIRMED = "unconfirmed"  # waits for its address to be confirmed (double opt-in)
 QUEUED = "queued"
 RUNNING = "running"
@@ -188,7 +190,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def purge_job(self, job_id: str) -> None:
-        """Delete the job, its image URLs and its events."""
+        """Delete the job, its image URLs, its events and its crawl state."""
 
     # Consent: addresses stand for themselves only as keyed hashes (``key``), never in plain text
     @abc.abstractmethod
@@ -230,3 +232,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def events(self, job_id: str) -> list[Event]:
         """Return the job's event log, oldest first."""
+
+    # Crawl state (crawl jobs): personal-ish data, deleted with the job by purge_job
+    @abc.abstractmethod
+    def crawl_state(self, job_id: str) -> CrawlState:
+        """The crawl state of the job ``job_id``, empty until its crawl writes to it; the caller closes it."""
+
+    @abc.abstractmethod
+    def delete_crawl_state(self, job_id: str) -> None:
+        """Delete the job's crawl state (a crawl that starts over; ``purge_job`` does it too)."""

@@ -26,8 +26,11 @@ from db.base import (
     finish_fields,
     writable_names,
 )
+from db.crawl_state import CrawlState
 from db.sqlite_consent import SCHEMA as CONSENT_SCHEMA
 from db.sqlite_consent import ConsentTables
+from db.sqlite_crawl import SCHEMA as CRAWL_SCHEMA
+from db.sqlite_crawl import SQLiteCrawlState, delete_crawl
 from db.sqlite_rows import dt as _dt
 from db.sqlite_rows import encode as _encode
 from db.sqlite_rows import row_to_job as _row_to_job
@@ -52,7 +55,7 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
-""" + CONSENT_SCHEMA
+""" + CONSENT_SCHEMA + CRAWL_SCHEMA
 
 class SQLiteStore(ConsentTables, Store):
     """A Store in one SQLite file; one connection per thread."""
@@ -213,6 +216,7 @@ class SQLiteStore(ConsentTables, Store):
             conn.execute("DELETE FROM image_urls WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            delete_crawl(conn, job_id)
 
     # Mail bookkeeping
     def record_mail(self, job_id: str, kind: str, sent: bool) -> None:
@@ -267,6 +271,19 @@ class SQLiteStore(ConsentTables, Store):
         with self._db() as conn:
             rows = conn.execute("SELECT * FROM events WHERE job_id = ? ORDER BY seq", (job_id,)).fetchall()
         return [Event(job_id=r["job_id"], at=_dt(r["at"]), level=r["level"], message=r["message"]) for r in rows]
+
+    # Crawl state
+    def crawl_state(self, job_id: str) -> CrawlState:
+        if self.path == ":memory:":
+            raise StoreError("crawl jobs need an SQLite file, not :memory:")
+        try:
+            return SQLiteCrawlState(self.path, job_id)  # its own connection: the crawl's threads share it
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
+
+    def delete_crawl_state(self, job_id: str) -> None:
+        with self._transaction() as conn:
+            delete_crawl(conn, job_id)
 
     def _assignments(self, values: dict) -> tuple[str, list]:
         names = writable_names(values)

@@ -12,6 +12,8 @@ Tables (all fixed, created by ``init_schema``; statements are prepared once per 
 * ``jobs_pending_mail ((shard), id)``: jobs whose last email waits for a retry.
 * ``image_urls ((job_id), position, seq)`` and ``events ((job_id), at, seq)``: one partition per job.
 * ``admission``, ``confirmed_addresses`` and ``confirmation_mails``: the caps and the double opt-in (``consent``).
+* ``crawl_pages``, ``crawl_images``, ``crawl_urls`` and ``crawl_meta``: the crawl state of crawl jobs (``crawl``),
+  sequence-bucketed partitions whose status is updated in place; deleted by ``purge_job``.
 
 The three lists are single partitions (``shard = 0``): the app holds few jobs at a time (queued, running and the
 retention window), so one partition per list is small.
@@ -26,8 +28,8 @@ Timestamps are Cassandra ``timestamp`` values: millisecond precision, returned a
 
 Modules: ``connection`` (the per-process session, error mapping, LWT and the SERIAL read-back), ``schema`` (DDL, URL,
 settings and replication parsing), ``rows`` (job rows to and from Cassandra values), ``lists`` (the three lists and
-the TTL policy), ``records`` (image URLs and events), ``consent`` (the caps, unconfirmed jobs, confirmed addresses)
-and ``store`` (the job methods).
+the TTL policy), ``records`` (image URLs and events), ``consent`` (the caps, unconfirmed jobs, confirmed addresses),
+``crawl`` (crawl jobs' state) and ``store`` (the job methods).
 """
 
 from db.cassandra.schema import DEFAULT_REPLICATION, parse_replication, parse_url

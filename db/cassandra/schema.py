@@ -48,6 +48,13 @@ TABLES = (
 )
 
 
+def all_tables() -> tuple[str, ...]:
+    """The DDL of every table: the job tables above and the crawl state's (db/cassandra/crawl.py)."""
+    from db.cassandra.crawl import TABLES as CRAWL_TABLES
+
+    return TABLES + CRAWL_TABLES
+
+
 def check_keyspace(keyspace: str) -> str:
     """Return ``keyspace`` if it is a plain name (it is written into CQL), else raise ValueError."""
     if not _NAME.match(keyspace):
@@ -109,5 +116,5 @@ def create_tables(cluster: Cluster, session: Session, keyspace: str, replication
     if keyspace not in cluster.metadata.keyspaces:
         # Astra and managed clusters create keyspaces elsewhere; then the keyspace already exists here.
         session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication}", timeout=timeout)
-    for ddl in TABLES:
+    for ddl in all_tables():
         session.execute(ddl.format(ks=keyspace), timeout=timeout)

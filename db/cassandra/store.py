@@ -22,8 +22,10 @@ from db.base import (
 )
 from db.cassandra import lists, schema
 from db.cassandra.consent import ConsentRecords
+from db.cassandra.crawl import CassandraCrawlState, delete_crawl
 from db.cassandra.records import JobRecords
 from db.cassandra.rows import as_utc, encode, row_to_job, row_values, to_ms, write_row
+from db.crawl_state import CrawlState
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +246,15 @@ class CassandraStore(ConsentRecords, JobRecords, Store):
             self.run("DELETE FROM {ks}.image_urls WHERE job_id = ?", (job_id,))
             self.run("DELETE FROM {ks}.events WHERE job_id = ?", (job_id,))
             lists.remove(self, job_id, "jobs_active", "jobs_finished", "jobs_pending_mail")
+            delete_crawl(self, job_id)
+
+    # Crawl state
+    def crawl_state(self, job_id: str) -> CrawlState:
+        return CassandraCrawlState(self, job_id)
+
+    def delete_crawl_state(self, job_id: str) -> None:
+        with self.errors():
+            delete_crawl(self, job_id)
 
     # Mail bookkeeping
     def record_mail(self, job_id: str, kind: str, sent: bool) -> None:

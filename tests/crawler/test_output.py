@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from crawler.output import CrawlDuplicates, Keeper
-from crawler.state import CrawlState
+from crawler.state import open_file
 from downloader import DownloadResult, ImageRecord
 from downloader.duplicates import Copy, Duplicates
 from downloader.options import DownloadOptions
@@ -41,7 +41,7 @@ def _batch(state, tmp_path, name, data, page):
 def test_a_larger_copy_found_later_replaces_the_saved_one_even_after_a_resume(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    state = CrawlState.open(out)
+    state = open_file(out)
     state.add_pages([("http://site.test/a", "http://site.test/a", 0), ("http://site.test/b", "http://site.test/b", 0)])
     small = render("same", "jpg", scale=0.5)
     folder, result, pending = _batch(state, tmp_path, "small", small, "http://site.test/a")

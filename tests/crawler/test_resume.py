@@ -30,8 +30,9 @@ def _kill_when(process: subprocess.Popen, ready, limit: float = 120) -> None:
 def _recorded(out_dir: Path) -> tuple[set[str], set[str]]:
     """The paths of the pages recorded visited and of the images recorded saved in the killed crawl's state."""
     with sqlite3.connect(out_dir / STATE_FILE) as db:
-        pages = {row[0] for row in db.execute("SELECT fetch_url FROM pages WHERE status IN ('visited', 'failed')")}
-        images = {row[0] for row in db.execute("SELECT fetch_url FROM images WHERE status = 'saved'")}
+        pages = {row[0] for row in db.execute("SELECT fetch_url FROM crawl_pages "
+                                              "WHERE status IN ('visited', 'failed')")}
+        images = {row[0] for row in db.execute("SELECT fetch_url FROM crawl_images WHERE status = 'saved'")}
 
     def path(url: str) -> str:
         parts = urlsplit(url)

@@ -267,6 +267,137 @@ def test_purge_job_removes_everything(store):
     store.purge_job(uuid.uuid4().hex)
 
 
+# Crawl state (crawl jobs): the frontier read forward, URLs seen once, statuses in place, gone with the job.
+# Small Cassandra partitions here (7 sequence numbers a bucket, 5 reserved at a time), so the tests cross both.
+
+
+@pytest.fixture
+def small_buckets(monkeypatch):
+    import db.cassandra.crawl as cassandra_crawl
+
+    monkeypatch.setattr(cassandra_crawl, "BUCKET", 7)
+    monkeypatch.setattr(cassandra_crawl, "SEQ_BLOCK", 5)
+
+
+def _page(n: int, depth: int = 1) -> tuple[str, str, int]:
+    return f"https://site.test/p{n}", f"https://site.test/p{n}?utm_source=x", depth
+
+
+def _found(n: int) -> tuple[str, str, dict]:
+    url = f"https://site.test/i{n}.jpg"
+    return url, url, {"page_url": "https://site.test/", "alt": f"a{n}"}
+
+
+def _saved_image(pending, n: int):
+    from db.crawl_state import SavedImage
+
+    return SavedImage(pending.url, pending.seq, f"images/{pending.seq:08d}.jpg", 100 + n, 50, 1000 + n,
+                      f"{n:064x}", f"{n:016x}", {**pending.info, "image_url": pending.fetch_url})
+
+
+def test_crawl_frontier_is_read_forward_and_each_url_is_queued_once(store, small_buckets):
+    state = store.crawl_state(uuid.uuid4().hex)
+    try:
+        assert state.counts() == {} and state.queued(0, 10) == [] and state.get_meta("start_url") is None
+        state.set_meta("start_url", "https://site.test/")
+        assert state.add_pages([("https://site.test/", "https://site.test/", 0)]) == 1
+        assert state.add_pages([("https://site.test/", "https://site.test/#top", 0)]) == 0
+        [start] = state.queued(0, 10)
+        assert (start.url, start.depth) == ("https://site.test/", 0)
+        links = [_page(n) for n in range(20)] + [_page(3), ("https://site.test/", "https://site.test/", 1)]
+        assert state.page_visited(start.url, links, [_found(1), _found(2), _found(1)]) == (20, 2)
+        first = state.queued(0, 8)
+        assert [p.url for p in first] == [f"https://site.test/p{n}" for n in range(8)]
+        assert first[0].fetch_url == "https://site.test/p0?utm_source=x" and first[0].seq > start.seq
+        later = state.queued(first[-1].seq, 100)  # the cursor: what comes after the pages taken
+        assert [p.url for p in later] == [f"https://site.test/p{n}" for n in range(8, 20)]
+        assert [p.seq for p in first + later] == sorted(p.seq for p in first + later)
+        for page in first[:5]:
+            state.page_visited(page.url, [_page(n) for n in range(3)], [_found(2)])  # all seen before
+        state.page_failed(first[5].url, "HTTP 404")
+        assert [p.url for p in state.queued(0, 3)] == [p.url for p in first[6:8]] + [later[0].url]
+        assert state.counts() == {"pages_visited": 6, "pages_failed": 1, "pages_queued": 14, "images_pending": 2}
+        assert state.failures() == [(first[5].fetch_url, "HTTP 404", "page")]
+        assert state.get_meta("start_url") == "https://site.test/"
+    finally:
+        state.close()
+
+
+def test_crawl_images_go_from_pending_to_saved_or_refused(store, small_buckets):
+    state = store.crawl_state(uuid.uuid4().hex)
+    try:
+        state.add_pages([("https://site.test/", "https://site.test/", 0)])
+        state.page_visited("https://site.test/", [], [_found(n) for n in range(12)])
+        pending = state.pending(0, 100)
+        assert [p.url for p in pending] == [f"https://site.test/i{n}.jpg" for n in range(12)]
+        assert pending[3].info == {"page_url": "https://site.test/", "alt": "a3"}
+        kept = [_saved_image(pending[n], n) for n in (0, 2, 5, 9)]
+        state.images_done(kept, [(pending[1].url, "failed", "broken", "HTTP 500"),
+                                 (pending[4].url, "duplicate", "duplicate", "the same image as i0")])
+        assert [p.url for p in state.pending(0, 3)] == [pending[n].url for n in (3, 6, 7)]
+        assert [p.url for p in state.pending(pending[7].seq, 100)] == [pending[n].url for n in (8, 10, 11)]
+        assert state.saved() == kept
+        assert state.saved_image(kept[2].seq) == kept[2] and state.saved_image(pending[3].seq) is None
+        assert list(state.kept_hashes()) == [(k.seq, k.url, k.sha256, k.phash, k.width * k.height) for k in kept]
+        # an image kept earlier gives way to a larger copy: saved -> duplicate
+        state.images_done([_saved_image(pending[3], 3)], [(pending[0].url, "duplicate", "duplicate", "smaller")])
+        assert [i.url for i in state.saved()] == [pending[n].url for n in (2, 3, 5, 9)]
+        assert state.failures() == [(pending[0].fetch_url, "smaller", "duplicate"),
+                                    (pending[1].fetch_url, "HTTP 500", "broken"),
+                                    (pending[4].fetch_url, "the same image as i0", "duplicate")]
+        assert state.counts() == {"pages_visited": 1, "images_saved": 4, "images_failed": 1,
+                                  "images_duplicate": 2, "images_pending": 5}
+    finally:
+        state.close()
+
+
+def test_crawl_state_resumes_where_it_was(store, small_buckets):
+    job_id = uuid.uuid4().hex
+    state = store.crawl_state(job_id)
+    state.add_pages([_page(n) for n in range(9)])
+    state.page_visited(_page(0)[0], [_page(20)], [_found(1)])
+    state.page_visited(_page(1)[0], [], [])
+    before = {p.url: p.seq for p in state.queued(0, 100)}
+    state.close()  # the process is gone; another one opens the job's state
+    again = store.crawl_state(job_id)
+    try:
+        assert again.counts() == {"pages_visited": 2, "pages_queued": 8, "images_pending": 1}
+        assert {p.url: p.seq for p in again.queued(0, 100)} == before  # no visited page is handed out again
+        assert again.add_pages([_page(n) for n in range(25)]) == 15  # what it saw before stays seen
+        newest = again.queued(max(before.values()), 100)
+        assert len(newest) == 15 and min(p.seq for p in newest) > max(before.values())
+        assert [p.url for p in again.pending(0, 10)] == [_found(1)[0]]
+    finally:
+        again.close()
+
+
+def test_crawl_state_is_per_job_and_purged_with_it(store, small_buckets):
+    job, other = _job(), _job()
+    for one in (job, other):
+        store.create_job(one)
+        state = store.crawl_state(one.id)
+        state.set_meta("start_url", f"https://{one.id}.test/")
+        state.add_pages([_page(n) for n in range(10)])
+        state.page_visited(_page(0)[0], [], [_found(n) for n in range(3)])
+        state.close()
+    store.purge_job(job.id)
+    gone, kept = store.crawl_state(job.id), store.crawl_state(other.id)
+    try:
+        assert gone.counts() == {} and gone.queued(0, 100) == [] and gone.pending(0, 100) == []
+        assert gone.get_meta("start_url") is None and gone.saved() == [] and gone.failures() == []
+        assert kept.counts() == {"pages_visited": 1, "pages_queued": 9, "images_pending": 3}
+        assert kept.get_meta("start_url") == f"https://{other.id}.test/"
+    finally:
+        gone.close()
+        kept.close()
+    store.delete_crawl_state(other.id)  # a crawl that starts over
+    fresh = store.crawl_state(other.id)
+    try:
+        assert fresh.counts() == {} and fresh.add_pages([_page(1)]) == 1
+    finally:
+        fresh.close()
+
+
 def test_purge_queued_job(store):
     job = _job()
     store.create_job(job)
