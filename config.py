@@ -109,12 +109,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MIN_IMAGE_SIDE", 32, int, "Images narrower or shorter than this many pixels are refused."),
     Setting("RESPECT_NOAI", True, _bool, "Refuse images served with X-Robots-Tag: noai or noimageai (the site asks that they not be used for AI); off keeps them."),
     Setting("GUARD_TRUSTED_HOSTS", [], _list, "Operator only: comma-separated host:port (or host) names exempt from the address guard, e.g. an intranet mirror or a test site on 127.0.0.1:8000; never taken from user input."),
-    # Website crawls (flask crawl)
+    # Website crawls (flask crawl, and crawl jobs from the form and the API)
     Setting("CRAWL_PER_HOST", 2, int, "Requests to one host at a time while crawling (pages; image downloads have the same cap)."),
     Setting("CRAWL_DELAY_SECONDS", 0.25, float, "Least time between two page requests to one host; a longer robots.txt Crawl-delay wins."),
     Setting("CRAWL_USER_AGENT", "AdvancedImageDownloader-crawler/1.0", str, "User-Agent of the crawler's requests; robots.txt rules for this name apply."),
     Setting("CRAWL_MAX_URL_LENGTH", 2000, int, "Longer URLs are not followed (ends traps of ever-longer query strings)."),
     Setting("CRAWL_BROWSER_WORKERS", 2, int, "Headless Chromium browsers (discovery workers) of one crawl with --render browser."),
+    Setting("MAX_CRAWL_IMAGES", 2000, int, "Largest number of images one web or API crawl job may ask for."),
+    Setting("MAX_CRAWL_PAGES", 5000, int, "Most pages one web or API crawl job opens (its max-pages may ask for fewer)."),
     # Mail
     Setting("SMTP_HOST", None, str, "SMTP server. Unset: mail is written as .eml files to MAIL_OUTBOX and logged."),
     Setting("SMTP_PORT", 587, int, "SMTP port."),

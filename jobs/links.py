@@ -80,6 +80,10 @@ def clock_time(moment: datetime, zone: str) -> str:
 def form_path(query_lines: list[str], count: int, zone: str, options: dict) -> str:
     """The home page with the form filled in as for this job (for "try again" and "submit it again")."""
     fields: dict[str, object] = {"search-query": "\n".join(query_lines), "images": count, "timezone": zone}
+    if options.get("mode") == "crawl":
+        fields = {"mode": "crawl", "start-url": options.get("start_url", ""), "images": count, "timezone": zone,
+                  "max-pages": options.get("max_pages", ""), "depth": options.get("depth", ""),
+                  "render": options.get("render", "")}
     formats = options.get("formats") or []
     if formats:
         fields["formats"] = list(formats)

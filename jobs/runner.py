@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 
 from flask import Flask
 
+from crawler import Progress
 from db import CANCELLED, DONE, FAILED, ImageUrl, Job, get_store
 from jobs import files
 from jobs.classes import job_queries
+from jobs.crawl_job import build_crawl
 from jobs.notify import notify
 from jobs.pipeline import JobFailed, JobInterrupted, build_dataset
 from scraper import ScraperError
@@ -94,6 +96,11 @@ class _Recorder:
     def progress(self, delivered: int, want: int) -> None:
         self.beat.update(delivered=delivered)
 
+    def crawled(self, progress: Progress) -> None:
+        """A crawl's progress: image URLs found so far as the candidates, images kept as delivered."""
+        self.beat.update(phase="downloading", candidates=progress.images_kept + progress.images_pending,
+                         delivered=progress.images_kept)
+
 
 def _was_cancelled(store, job_id: str) -> bool:
     job = store.get_job(job_id)
@@ -103,18 +110,28 @@ def _was_cancelled(store, job_id: str) -> bool:
 def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[str | None, dict]:
     """Run the pipeline; return the job's final status (None: put it back in the queue) and its result fields."""
     recorder = _Recorder(store, job, beat)
+    crawl = job.options.get("mode") == "crawl"
+    keep_work = False  # an interrupted crawl keeps its folder: run again here, it continues from the Store's state
     try:
-        outcome = build_dataset(
-            job_queries(job.query, job.options), job.count, job.options, app.config, files.work_dir(app, job.id),
-            files.zip_path(app, job.id),
-            event=recorder.event, on_candidates=recorder.candidates, progress=recorder.progress,
-            should_stop=should_stop, thumbnails=PREVIEWS,
-        )
+        if crawl:
+            outcome = build_crawl(
+                store, job.id, job.count, job.options, app.config, files.work_dir(app, job.id),
+                files.zip_path(app, job.id), site=job.query, event=recorder.event, progress=recorder.crawled,
+                should_stop=should_stop, thumbnails=PREVIEWS,
+            )
+        else:
+            outcome = build_dataset(
+                job_queries(job.query, job.options), job.count, job.options, app.config,
+                files.work_dir(app, job.id), files.zip_path(app, job.id),
+                event=recorder.event, on_candidates=recorder.candidates, progress=recorder.progress,
+                should_stop=should_stop, thumbnails=PREVIEWS,
+            )
         if beat.cancelled.is_set():
             return CANCELLED, {}
         get_storage(app).save(job.id, outcome.zip_path)
         files.keep_thumbnails(app, job.id, outcome.thumbnails)
     except JobInterrupted:
+        keep_work = crawl and not beat.cancelled.is_set()
         return (CANCELLED if beat.cancelled.is_set() else None), {}
     except Exception as exc:
         if beat.cancelled.is_set() or _was_cancelled(store, job.id):  # e.g. its folder went with the cancellation
@@ -131,7 +148,8 @@ def _build(app: Flask, store, job: Job, beat: Heartbeat, should_stop) -> tuple[s
         store.log_event(job.id, "job failed: unexpected error", "error")
         return FAILED, {"error": UNEXPECTED}
     finally:
-        shutil.rmtree(files.work_dir(app, job.id), ignore_errors=True)
+        if not keep_work:
+            shutil.rmtree(files.work_dir(app, job.id), ignore_errors=True)
     store.log_event(job.id, f"job done: {outcome.delivered} of {outcome.wanted} images")
     return DONE, {"delivered": outcome.delivered, "candidates": outcome.candidates,
                   "zip_name": outcome.zip_path.name, "zip_bytes": outcome.zip_bytes, "note": outcome.note}

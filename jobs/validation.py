@@ -21,6 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from downloader import LAYOUTS, SPLITS
 from downloader.options import FORMAT_NAMES as FORMATS
+from jobs import crawl_fields
 from jobs.classes import distinct_queries
 from scraper.licences import FILTERS as LICENCES
 
@@ -40,7 +41,8 @@ _WEB_ADDRESS = re.compile(r"://|www\.", re.IGNORECASE)
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 FIELDS = {"search-query": "search query", "email": "email", "images": "number of images", "date": "date",
           "time": "time", "timezone": "time zone", "formats": "image formats", "min-width": "minimum width",
-          "min-height": "minimum height", "split": "split", "layout": "layout", "licence": "licence"}
+          "min-height": "minimum height", "split": "split", "layout": "layout", "licence": "licence",
+          "mode": "mode", "start-url": "start URL", "max-pages": "most pages", "depth": "depth", "render": "render"}
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
@@ -58,8 +60,11 @@ class Submission:
     split: str | None = None
     layout: str = "imagefolder"
     licence: str = "any"
+    crawl: crawl_fields.CrawlFields | None = None  # a crawl job ("mode": "crawl"): its start URL and limits
 
     def options(self) -> dict:
+        if self.crawl is not None:
+            return {"mode": "crawl", **self.crawl.options()}
         options = {"formats": self.formats, "min_width": self.min_width, "min_height": self.min_height,
                    "split": self.split, "layout": self.layout, "licence": self.licence}
         if len(self.queries) > 1:
@@ -177,23 +182,35 @@ def _whole_number(raw, label: str, errors: dict, name: str, low: int, high: int,
 
 def check(data, config: Mapping[str, Any], now: datetime) -> tuple[Submission | None, dict[str, str]]:
     """Validate ``data`` with the limits of the app's settings."""
+    crawl = crawl_fields.limits(config) if _text(data, "mode").lower() == "crawl" else None
     return validate_submission(data, now=now, max_images=int(config["MAX_IMAGES"]),
                                max_query_length=int(config["MAX_QUERY_LENGTH"]),
                                max_schedule_days=int(config["MAX_SCHEDULE_DAYS"]),
-                               max_classes=int(config["MAX_CLASSES"]))
+                               max_classes=int(config["MAX_CLASSES"]), crawl=crawl)
 
 
 def validate_submission(data, *, now: datetime, max_images: int = 500, max_query_length: int = 200,
-                        max_schedule_days: int = 30, max_classes: int = 10) -> tuple[Submission | None, dict[str, str]]:
+                        max_schedule_days: int = 30, max_classes: int = 10,
+                        crawl: crawl_fields.Limits | None = None) -> tuple[Submission | None, dict[str, str]]:
     """Validate the fields named search-query (one query a line), email, images (per class), date, time,
-    timezone (+ optional filters, split, layout and licence)."""
+    timezone (+ optional filters, split, layout and licence); with ``crawl`` (the mode "crawl"), start-url,
+    max-pages, depth and render instead of the query, split, layout and licence."""
     unsafe = _unsafe_fields(data)
     if unsafe:
         # Values that are not plain text are not parsed further: each field named once, with that reason.
         data = {name: value for name, value in _items(data) if name not in unsafe}
     errors: dict[str, str] = {}
 
-    queries = _queries(data, max_query_length, max_classes, errors)
+    mode = _text(data, "mode").lower() or "search"
+    if mode not in ("search", "crawl") and "mode" not in unsafe:
+        errors["mode"] = "mode must be search or crawl"
+    crawling = None
+    if crawl is not None:
+        crawling = crawl_fields.check(data, crawl, errors, _whole_number)
+        queries = [crawling.site] if crawling else []
+        max_images = crawl.max_images
+    else:
+        queries = _queries(data, max_query_length, max_classes, errors)
 
     email = _text(data, "email")
     if not email:
@@ -234,7 +251,8 @@ def validate_submission(data, *, now: datetime, max_images: int = 500, max_query
         return None, errors
     return Submission(query=", ".join(queries), email=email, count=count, run_at=run_at, timezone=zone_name,
                       formats=[f for f in FORMATS if f in formats], min_width=min_width or 0,
-                      min_height=min_height or 0, queries=queries, split=split, layout=layout, licence=licence), {}
+                      min_height=min_height or 0, queries=queries, split=split, layout=layout, licence=licence,
+                      crawl=crawling), {}
 
 
 def _items(data) -> list[tuple[str, Any]]:

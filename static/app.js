@@ -33,6 +33,17 @@
       time.value = pad(soon.getHours()) + ":" + pad(soon.getMinutes());
     }
   }
+  var form = document.getElementById("job-form");
+  if (form) {  // two modes: search the web, or crawl a website; the fields of the other mode are hidden
+    var modes = form.querySelectorAll("input[name=mode]");
+    var showMode = function () {
+      for (var m = 0; m < modes.length; m++) {
+        if (modes[m].checked) { form.dataset.mode = modes[m].value; }
+      }
+    };
+    for (var k = 0; k < modes.length; k++) { modes[k].addEventListener("change", showMode); }
+    showMode();
+  }
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 
