@@ -12,12 +12,3 @@ pytest_plugins = [
     "tests.fixtures.redis",
 ]
 
-
-def pytest_collection_modifyitems(config, items):
-    """Keep every test of the one Cassandra node in one pytest-xdist worker (`--dist loadgroup`): one node starts,
-    and the outage test's restart of it cannot pull the node from under a test in another worker."""
-    import pytest
-
-    for item in items:
-        if item.get_closest_marker("cassandra") or {"cassandra_server", "cassandra_url"} & set(item.fixturenames):
-            item.add_marker(pytest.mark.xdist_group("cassandra"))

@@ -31,6 +31,7 @@ line shows it is a CassandraDaemon using that same run directory.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -67,6 +68,14 @@ def free_port() -> int:
 def fetch() -> Path:
     """Copy the Cassandra server jars from Maven Central into scripts/cassandra/lib (reuses ~/.m2; skipped if there)."""
     lib_dir = LIB_DIR
+    lib_dir.mkdir(parents=True, exist_ok=True)
+    # One fetch at a time: two test sessions (or workers) copying into the same folder make Maven fail.
+    with (lib_dir / ".fetch.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _fetch_locked(lib_dir)
+
+
+def _fetch_locked(lib_dir: Path) -> Path:
     if any(lib_dir.glob("cassandra-all-*.jar")) and any(lib_dir.glob("jamm-*.jar")):
         return lib_dir
     mvn = shutil.which("mvn")
