@@ -39,12 +39,14 @@ def between_attempts(server: ImageServer, marker: str) -> list[str]:
 
 def test_a_500_is_retried_once_without_holding_its_host(slow_server, tmp_path):
     urls = [f"{slow_server.url}/fault/retry/500/once/r500.jpg"] + [slow_server.url_for(f"b5{i}") for i in range(40)]
-    options = DownloadOptions(threads=4, per_host=2, per_host_max=2, retry_pause=1.0, **FAST)
+    options = DownloadOptions(threads=4, per_host=2, per_host_max=2, retry_pause=2.0, **FAST)
     slow_server.clear_requests()
     result = download_images(feed(urls), len(urls), tmp_path, options)
     assert len(result.images) == len(urls) and not result.failures  # the retry got the image
     others = between_attempts(slow_server, "/retry/500/once/")
-    assert len(others) >= 5, others  # the host's other URLs went on while the 500 waited for its retry
+    # The host's other URLs went on while the 500 waited for its retry; a held host lets at most one in (the 429
+    # test below), and a loaded machine still fits three in the two seconds.
+    assert len(others) >= 3, others
 
 
 def test_a_429_with_retry_after_holds_its_host(slow_server, tmp_path):
