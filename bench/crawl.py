@@ -158,7 +158,7 @@ class Watch:
             return 0
         try:
             with sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=1) as db:
-                return int(db.execute("SELECT COUNT(*) FROM pages WHERE status = 'visited'").fetchone()[0])
+                return int(db.execute("SELECT COUNT(*) FROM crawl_pages WHERE status = 'visited'").fetchone()[0])
         except sqlite3.Error:
             return 0
 
@@ -208,8 +208,8 @@ def ours(site: SiteProcess, work: Path, render: str, max_pages: int, per_host: i
     if child.returncode != 0:
         raise SystemExit(f"flask crawl failed ({child.returncode}): {stderr[-2000:]}")
     with sqlite3.connect(out / "crawl-state.sqlite3") as db:
-        pages = db.execute("SELECT COUNT(*) FROM pages WHERE status = 'visited'").fetchone()[0]
-        images = db.execute("SELECT COUNT(*) FROM images WHERE status = 'saved'").fetchone()[0]
+        pages = db.execute("SELECT COUNT(*) FROM crawl_pages WHERE status = 'visited'").fetchone()[0]
+        images = db.execute("SELECT COUNT(*) FROM crawl_images WHERE status = 'saved'").fetchone()[0]
     return {"seconds": seconds, "pages": pages, "images": images, "pages_seconds": watch.visited_at or seconds,
             "peak_mb": watch.peak / 1e6,
             "at_1000_mb": (watch.at_1000 or 0) / 1e6, "end_mb": watch.last / 1e6, "summary": stdout.strip()}
