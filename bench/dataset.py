@@ -18,6 +18,8 @@ import resource
 import tempfile
 import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,19 +52,9 @@ class Sampler:
 
     def __init__(self, zips: Path) -> None:
         self.zips, self.peak, self.while_zipping = zips, 0.0, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.02):
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(0.02):
             now = rss_mb()
             self.peak = max(self.peak, now)
             partial = next(self.zips.glob("*.partial"), None) if self.zips.exists() else None
@@ -71,6 +63,19 @@ class Sampler:
                     self.while_zipping.append((partial.stat().st_size / MIB, now))
                 except FileNotFoundError:
                     pass
+
+
+@contextmanager
+def sampling(zips: Path) -> Iterator[Sampler]:
+    """Sample memory in a thread while the block runs."""
+    sampler, stop = Sampler(zips), threading.Event()
+    thread = threading.Thread(target=sampler.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield sampler
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def run_job(app, smtp: SMTPServer, queries: list[str], count: int, index: int) -> tuple[float, object]:
@@ -116,7 +121,7 @@ def main() -> None:
             seconds, job = run_job(app, smtp, queries, args.count, 0)
             print(f"warm-up run (the image server generates every image): {job.delivered} images in {seconds:.1f} s")
             for run in range(1, args.runs + 1):
-                with Sampler(zips) as sampler:
+                with sampling(zips) as sampler:
                     seconds, job = run_job(app, smtp, queries, args.count, run)
                 zip_path = zips / job.zip_name
                 with zipfile.ZipFile(zip_path) as archive:
@@ -135,11 +140,11 @@ def main() -> None:
                           f"({len(zipping)} samples): {first[1]:.0f} MiB at its start, at most {top:.0f} MiB, "
                           f"{last[1]:.0f} MiB at its end")
                 print(f"  peak resident memory of this process during the run: {sampler.peak:.0f} MiB")
-            maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            print(f"peak resident memory over the whole benchmark (ru_maxrss; app, stand-in API, SMTP server, "
-                  f"warm-up included): {maxrss:.0f} MiB (target < 250 MB); the image server is another process")
         finally:
             shut_down(app, (smtp, apis), image_proc)
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory over the whole benchmark (ru_maxrss; app, stand-in API, SMTP server, "
+          f"warm-up included): {maxrss:.0f} MiB (target < 250 MB); the image server is another process")
 
 
 if __name__ == "__main__":

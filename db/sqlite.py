@@ -10,13 +10,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from db import base  # the statuses, as base.QUEUED, base.RUNNING, ...
 from db.base import (
-    ACTIVE,
-    CANCELLED,
-    FINISHED,
     JOB_COLUMNS,
-    QUEUED,
-    RUNNING,
     Event,
     ImageUrl,
     Job,
@@ -138,7 +134,7 @@ class SQLiteStore(ConsentTables, Store):
 
     def queued_jobs(self) -> list[Job]:
         with self._db() as conn:
-            rows = conn.execute("SELECT * FROM jobs WHERE status = ? ORDER BY run_at", (QUEUED,)).fetchall()
+            rows = conn.execute("SELECT * FROM jobs WHERE status = ? ORDER BY run_at", (base.QUEUED,)).fetchall()
         return [_row_to_job(row) for row in rows]
 
     def claim_job(self, job_id: str, worker: str, now: datetime) -> bool:
@@ -146,7 +142,7 @@ class SQLiteStore(ConsentTables, Store):
             cursor = conn.execute(
                 "UPDATE jobs SET status = ?, claimed_by = ?, heartbeat_at = ?, attempts = attempts + 1,"
                 " started_at = COALESCE(started_at, ?) WHERE id = ? AND status = ?",
-                (RUNNING, worker, _ts(now), _ts(now), job_id, QUEUED),
+                (base.RUNNING, worker, _ts(now), _ts(now), job_id, base.QUEUED),
             )
         return cursor.rowcount == 1
 
@@ -155,7 +151,7 @@ class SQLiteStore(ConsentTables, Store):
         with self._db() as conn:
             conn.execute(
                 f"UPDATE jobs SET heartbeat_at = ?{assignments} WHERE id = ? AND claimed_by = ? AND status = ?",
-                [_ts(now), *values, job_id, worker, RUNNING],
+                [_ts(now), *values, job_id, worker, base.RUNNING],
             )
 
     def finish_job(self, job_id: str, worker: str, status: str, now: datetime, **fields) -> bool:
@@ -163,7 +159,7 @@ class SQLiteStore(ConsentTables, Store):
         with self._db() as conn:
             cursor = conn.execute(
                 f"UPDATE jobs SET status = ?{assignments} WHERE id = ? AND status = ? AND claimed_by = ?",
-                [status, *values, job_id, RUNNING, worker],
+                [status, *values, job_id, base.RUNNING, worker],
             )
         return cursor.rowcount == 1
 
@@ -172,17 +168,17 @@ class SQLiteStore(ConsentTables, Store):
             cursor = conn.execute(
                 "UPDATE jobs SET status = ?, phase = 'queued', claimed_by = NULL, heartbeat_at = ?"
                 " WHERE id = ? AND status = ? AND claimed_by = ?",
-                (QUEUED, _ts(now), job_id, RUNNING, worker),
+                (base.QUEUED, _ts(now), job_id, base.RUNNING, worker),
             )
         return cursor.rowcount == 1
 
     def cancel_job(self, job_id: str, now: datetime) -> bool:
-        marks = ", ".join("?" for _ in ACTIVE)
+        marks = ", ".join("?" for _ in base.ACTIVE)
         with self._db() as conn:
             cursor = conn.execute(
                 "UPDATE jobs SET status = ?, phase = ?, finished_at = ?, mail_pending = NULL"
                 f" WHERE id = ? AND status IN ({marks})",
-                (CANCELLED, CANCELLED, _ts(now), job_id, *ACTIVE),
+                (base.CANCELLED, base.CANCELLED, _ts(now), job_id, *base.ACTIVE),
             )
         return cursor.rowcount == 1
 
@@ -190,13 +186,13 @@ class SQLiteStore(ConsentTables, Store):
         requeued = []
         with self._db() as conn:
             rows = conn.execute(
-                "SELECT id, claimed_by FROM jobs WHERE status = ? AND heartbeat_at < ?", (RUNNING, _ts(cutoff))
+                "SELECT id, claimed_by FROM jobs WHERE status = ? AND heartbeat_at < ?", (base.RUNNING, _ts(cutoff))
             ).fetchall()
             for row in rows:
                 cursor = conn.execute(
                     "UPDATE jobs SET status = ?, phase = 'queued', claimed_by = NULL"
                     " WHERE id = ? AND status = ? AND claimed_by = ? AND heartbeat_at < ?",
-                    (QUEUED, row["id"], RUNNING, row["claimed_by"], _ts(cutoff)),
+                    (base.QUEUED, row["id"], base.RUNNING, row["claimed_by"], _ts(cutoff)),
                 )
                 if cursor.rowcount == 1:
                     requeued.append(row["id"])
@@ -205,9 +201,9 @@ class SQLiteStore(ConsentTables, Store):
     def finished_before(self, cutoff: datetime) -> list[Job]:
         with self._db() as conn:
             rows = conn.execute(
-                f"SELECT * FROM jobs WHERE status IN ({', '.join('?' for _ in FINISHED)}) AND finished_at < ?"
+                f"SELECT * FROM jobs WHERE status IN ({', '.join('?' for _ in base.FINISHED)}) AND finished_at < ?"
                 " ORDER BY finished_at",
-                (*FINISHED, _ts(cutoff)),
+                (*base.FINISHED, _ts(cutoff)),
             ).fetchall()
         return [_row_to_job(row) for row in rows]
 

@@ -22,10 +22,10 @@ DEPTH = 8  # every real page is within 4 links (the sitemap puts them at 1); the
 
 
 @pytest.fixture(scope="module")
-def site():
+def site(request):
     handle = start_site(PHOTOS, crawl_delay=0.01)
-    yield handle
-    handle.stop()
+    request.addfinalizer(handle.stop)
+    return handle
 
 
 @pytest.fixture
