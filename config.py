@@ -31,6 +31,16 @@ def _keys(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
+def _workers(value: str) -> int | str:
+    """``auto`` or a whole number of at least 0."""
+    value = value.strip().lower()
+    if value == "auto":
+        return value
+    if not value.isdigit():
+        raise ValueError(f"expected auto or a whole number, got {value!r}")
+    return int(value)
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         value = value.strip().lower()
@@ -101,6 +111,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DOWNLOAD_THREADS", 32, int, "Concurrent image downloads of one job."),
     Setting("DOWNLOAD_PER_HOST", 4, int, "Concurrent downloads from one host to start with; the limit grows while the host answers quickly and halves on signs of overload."),
     Setting("DOWNLOAD_PER_HOST_MAX", 16, int, "The most concurrent downloads from one host the adaptive limit may reach (never below DOWNLOAD_PER_HOST)."),
+    Setting("DOWNLOAD_CHECK_WORKERS", "auto", _workers, "Processes that decode and hash downloaded images, so the download threads only fetch: a number, 0 (the download threads check, as for jobs of under 50 images), or auto (one per CPU, at most 4; about 45 MB each)."),
     Setting("DOWNLOAD_CONNECT_TIMEOUT", 5.0, float, "Seconds to connect to an image host."),
     Setting("DOWNLOAD_READ_TIMEOUT", 15.0, float, "Seconds to wait for each chunk of an image."),
     Setting("DOWNLOAD_DEADLINE_SECONDS", 300, int, "Deadline for the whole download stage of one job."),

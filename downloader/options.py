@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -20,6 +21,13 @@ def normalize_formats(formats: Iterable[str] | None) -> frozenset[str]:
     if unknown:
         raise ValueError(f"unknown image formats: {', '.join(sorted(unknown))} (choose from jpeg, png, webp, gif)")
     return chosen
+
+
+def check_workers(setting: int | str) -> int:
+    """DOWNLOAD_CHECK_WORKERS as a number: ``auto`` is one per CPU, at most 4 (each takes about 45 MB)."""
+    if setting == "auto":
+        return min(os.cpu_count() or 1, 4)
+    return int(setting)
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,13 @@ class DownloadOptions:
     resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False)
     user_agent: str = "Mozilla/5.0 (compatible; AdvancedImageDownloader/1.0)"
     thumbnails: int = 0  # the first this many images also get a small JPEG preview in out_dir/thumbnails
+    check_workers: int = 0  # processes that decode and hash downloaded files; 0: the download threads do it
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.per_host < 1:
             raise ValueError("threads and per_host must be at least 1")
+        if self.check_workers < 0:
+            raise ValueError("check_workers must be 0 or more")
         if self.per_host_max < self.per_host:
             raise ValueError(f"per_host_max ({self.per_host_max}) must be at least per_host ({self.per_host})")
         object.__setattr__(self, "formats", normalize_formats(self.formats))
@@ -94,5 +105,6 @@ class DownloadOptions:
             min_width=int(min_width or 0),
             min_height=int(min_height or 0),
             formats=normalize_formats(formats),
+            check_workers=check_workers(config.get("DOWNLOAD_CHECK_WORKERS", "auto")),
         )
         return replace(options, **overrides) if overrides else options

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .candidates import CandidateLike
+from .checks import checker
 from .duplicates import Copy, Duplicates
 from .errors import DownloadError
 from .fetch import Fetched, Fetcher, host_key
@@ -22,7 +23,7 @@ from .guard import Guard, GuardedPoolManager, check_url
 from .hosts import Hosts
 from .options import DownloadOptions
 from .records import DownloadResult, Failure, ImageRecord
-from .validate import ImageInfo, inspect
+from .validate import ImageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +72,13 @@ class _Done:
         return Copy(self.task.index, self.task.url, self.fetched.sha256, self.info.phash, area)
 
 
-def _work(task: _Task, fetcher: Fetcher, parts: Path, options: DownloadOptions) -> _Done:
+def _work(task: _Task, fetcher: Fetcher, parts: Path, check: Callable[[Path], ImageInfo]) -> _Done:
     """Download and check one candidate (in a worker thread); failures come back as data."""
     done = _Done(task, parts / f"{task.index}.part")
     try:
         with done.part.open("wb") as out:
             done.fetched = fetcher.fetch(task.url, out, referer=task.candidate.page_url)
-        done.info = inspect(done.part, options)
+        done.info = check(done.part)
     except DownloadError as exc:
         done.error = exc
     except Exception as exc:  # a bug must cost one image, not the whole job
@@ -118,6 +119,7 @@ class _Stage:
         self.duplicates = Duplicates(options.near_distance)
         self.kept: dict[int, _Done] = {}  # rank -> the checked download, for every copy the duplicates keep
         self.reported = -1
+        self.check = checker(options, want)  # in a check worker process, or in the download thread
 
     # -- candidates ---------------------------------------------------------------------------------------------
 
@@ -166,7 +168,7 @@ class _Stage:
                 skipped.append(task)
                 continue
             self.busy[task.host] += 1
-            self.in_flight[pool.submit(_work, task, fetcher, parts, self.options)] = task
+            self.in_flight[pool.submit(_work, task, fetcher, parts, self.check)] = task
         self.pending.extendleft(reversed(skipped))  # skipped ones keep their place in the queue
 
     def receive(self, done: _Done) -> None:

@@ -1,0 +1,297 @@
+"""Check downloaded files in worker processes, so that decoding never competes for the download threads' GIL.
+
+Decoding and hashing cost about 2-3 ms of CPU per image, the fetch about 1 ms. In one process, 32 download threads
+that also decode spend much of their time handing the interpreter lock to one another; here the download threads
+only fetch, and each file is checked (``validate.inspect``: the real format, a whole decode, the perceptual hash) by
+one of a few long-lived child processes, one file at a time each.
+
+A worker is ``python -m downloader.checks``: it reads one request a line on stdin (JSON: the file's path and the
+filters) and writes one answer a line on stdout; it ends when its stdin closes, so it never outlives its parent.
+Until the first worker is ready (about 0.2 s after start: Pillow and NumPy are imported), and whenever none can be
+had, the calling thread checks the file itself, with the same code and the same answer. A worker that dies or takes
+longer than ``CHECK_TIMEOUT`` seconds on a file is killed and replaced; that one file is refused with the reason
+(a decoder crash costs one image, never the job).
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import json
+import logging
+import os
+import queue
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .errors import DownloadError, InvalidImage, TooSmall, UnwantedFormat
+from .options import DownloadOptions
+from .validate import ImageInfo, inspect
+
+logger = logging.getLogger(__name__)
+
+CHECK_TIMEOUT = 30.0  # seconds one file may take in a worker before the worker is killed and the file refused
+START_TIMEOUT = 60.0  # seconds a new worker may take to import Pillow and NumPy
+MAX_RESTARTS = 8  # workers replaced after a crash or a timeout, per pool; then the download threads check alone
+_ROOT = Path(__file__).resolve().parents[1]
+_REFUSALS: dict[str, type[DownloadError]] = {
+    cls.__name__: cls for cls in (DownloadError, InvalidImage, TooSmall, UnwantedFormat)
+}
+
+
+def request_of(path: Path, options: DownloadOptions) -> dict[str, Any]:
+    """The plain data a worker needs to check ``path`` as ``inspect(path, options)`` would."""
+    return {
+        "path": os.path.abspath(path),  # the worker's working folder may differ
+        "formats": sorted(options.formats),
+        "min_side": options.min_side,
+        "min_width": options.min_width,
+        "min_height": options.min_height,
+        "max_pixels": options.max_pixels,
+        "thumbnails": options.thumbnails,
+    }
+
+
+def answer_to(request: dict[str, Any]) -> dict[str, Any]:
+    """Check one file (in a worker); every outcome, a bug included, is an answer."""
+    fields = {key: value for key, value in request.items() if key != "path"}
+    try:
+        info = inspect(Path(request["path"]), DownloadOptions(**{**fields, "formats": frozenset(fields["formats"])}))
+    except DownloadError as exc:
+        kind = type(exc).__name__ if type(exc).__name__ in _REFUSALS else "DownloadError"
+        return {"refused": {"kind": kind, "reason": exc.reason}}
+    except Exception as exc:  # a bug must cost one image, not the worker
+        logger.exception("unexpected error checking %s", request.get("path"))
+        return {"refused": {"kind": "DownloadError", "reason": f"unexpected error ({type(exc).__name__}); see the log"}}
+    thumbnail = base64.b64encode(info.thumbnail).decode("ascii") if info.thumbnail else None
+    return {"info": {"format": info.format, "ext": info.ext, "width": info.width, "height": info.height,
+                     "phash": info.phash, "thumbnail": thumbnail}}
+
+
+def info_from(answer: dict[str, Any]) -> ImageInfo:
+    """Turn a worker's answer back into the ImageInfo ``inspect`` returns, or raise its refusal."""
+    if "refused" in answer:
+        refused = answer["refused"]
+        raise _REFUSALS.get(refused["kind"], DownloadError)(refused["reason"])
+    info = dict(answer["info"])
+    thumbnail = info.pop("thumbnail")
+    return ImageInfo(**info, thumbnail=base64.b64decode(thumbnail) if thumbnail else None)
+
+
+def serve(requests: BinaryIO, answers: BinaryIO) -> None:
+    """The worker's loop: one JSON request a line in, one JSON answer a line out, until ``requests`` ends.
+
+    Pillow and NumPy, which make a worker slow to start, are imported with this module, before it says it is ready.
+    """
+    answers.write(b'{"ready": true}\n')
+    answers.flush()
+    for line in requests:
+        answers.write(json.dumps(answer_to(json.loads(line))).encode() + b"\n")
+        answers.flush()
+
+
+class WorkerLost(Exception):
+    """A worker died or took too long on a file; ``reason`` says so in plain words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Worker:
+    """One child process and its pipes; used by one thread at a time."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])))
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "downloader.checks"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        self._buffer = b""
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def read_line(self, seconds: float) -> dict[str, Any]:
+        """Read one answer, waiting at most ``seconds``; raise WorkerLost when the worker is gone or too slow."""
+        deadline = time.monotonic() + seconds
+        fd = self.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise WorkerLost(f"took longer than {seconds:.0f} s to check")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise WorkerLost("the image checker stopped while checking this file")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def ask(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
+        try:
+            self.stdin.write(json.dumps(request).encode() + b"\n")
+            self.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            raise WorkerLost("the image checker stopped before checking this file") from exc
+        return self.read_line(seconds)
+
+    def stop(self, kill: bool = False) -> None:
+        """End the worker (close its stdin; kill it if asked or if it does not end within 5 s) and wait for it."""
+        if kill:
+            self.process.kill()
+        try:
+            self.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.stdout.close()
+
+
+class CheckWorkers:
+    """A few check processes shared by every download stage of this process; see the module's docstring."""
+
+    def __init__(self, count: int, timeout: float = CHECK_TIMEOUT) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self.count = count
+        self.timeout = timeout
+        self.owner = os.getpid()  # a forked child must not talk to its parent's workers
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._lock = threading.Lock()
+        self._workers: set[_Worker] = set()
+        self._ready = threading.Event()  # at least one worker has answered
+        self._restarts = 0
+        self._closed = False
+        for _ in range(count):
+            self._start()
+
+    @property
+    def pids(self) -> list[int]:
+        with self._lock:
+            return sorted(worker.pid for worker in self._workers)
+
+    def _start(self) -> None:
+        worker = _Worker()
+        with self._lock:
+            self._workers.add(worker)
+        threading.Thread(target=self._await_ready, args=(worker,), name="check-worker-start", daemon=True).start()
+
+    def _await_ready(self, worker: _Worker) -> None:
+        try:
+            worker.read_line(START_TIMEOUT)
+        except (WorkerLost, ValueError) as exc:
+            logger.warning("an image check worker did not start (%s); checking in the download threads",
+                           getattr(exc, "reason", exc))
+            self._retire(worker, kill=True)
+            return
+        self._idle.put(worker)
+        self._ready.set()
+
+    def _retire(self, worker: _Worker, kill: bool) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+        worker.stop(kill=kill)
+
+    def check(self, path: Path, options: DownloadOptions) -> ImageInfo | None:
+        """Check ``path`` in a worker; None when no worker can be had (the caller then checks it itself)."""
+        if self._closed or not self._ready.is_set() or os.getpid() != self.owner:
+            return None
+        while True:
+            with self._lock:
+                if not self._workers:
+                    return None
+            try:
+                worker = self._idle.get(timeout=self.timeout)  # all busy: so are the CPUs; waiting costs nothing
+            except queue.Empty:
+                return None
+            if worker.process.poll() is None:
+                break
+            logger.warning("image check worker %d ended while idle (exit status %s)", worker.pid,
+                           worker.process.returncode)
+            self._replace(worker)  # it had not seen this file: another worker checks it
+        try:
+            answer = worker.ask(request_of(path, options), self.timeout)
+        except WorkerLost as exc:
+            logger.warning("image check worker %d lost on %s: %s", worker.pid, path.name, exc.reason)
+            self._replace(worker)
+            raise InvalidImage(exc.reason) from exc
+        self._idle.put(worker)
+        return info_from(answer)
+
+    def _replace(self, worker: _Worker) -> None:
+        """Kill ``worker`` and start another one in its place, while this pool has restarts left."""
+        self._retire(worker, kill=True)
+        with self._lock:
+            replace = not self._closed and self._restarts < MAX_RESTARTS
+            self._restarts += replace
+        if replace:
+            self._start()
+
+    def close(self) -> None:
+        """Stop every worker and wait for them."""
+        self._closed = True
+        with self._lock:
+            workers = list(self._workers)
+        for worker in workers:
+            self._retire(worker, kill=False)
+
+
+_shared: CheckWorkers | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_workers(count: int) -> CheckWorkers:
+    """The check workers of this process (started on first use, stopped at exit); ``count`` of them."""
+    global _shared
+    with _shared_lock:
+        if _shared is not None and (_shared.count != count or _shared.owner != os.getpid() or _shared._closed):
+            if _shared.owner == os.getpid():
+                _shared.close()
+            _shared = None
+        if _shared is None:
+            _shared = CheckWorkers(count)
+            atexit.register(_shared.close)
+        return _shared
+
+
+CHECK_WORKERS_FROM = 50  # smaller stages check in their download threads: starting workers would cost more
+_IN_THREAD = threading.BoundedSemaphore(os.cpu_count() or 1)  # more decodes at once only fight over the GIL
+
+
+def checker(options: DownloadOptions, want: int) -> Callable[[Path], ImageInfo]:
+    """Return how one stage checks a file: in a worker process when it has them, else in the calling thread."""
+    workers = shared_workers(options.check_workers) if options.check_workers and want >= CHECK_WORKERS_FROM else None
+
+    def check(path: Path) -> ImageInfo:
+        if workers is not None:
+            info = workers.check(path, options)
+            if info is not None:
+                return info
+        with _IN_THREAD:
+            return inspect(path, options)
+
+    return check
+
+
+def _main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes our stdin
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    serve(sys.stdin.buffer, sys.stdout.buffer)
+
+
+if __name__ == "__main__":
+    _main()

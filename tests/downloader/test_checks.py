@@ -1,0 +1,233 @@
+"""Check workers: the same answers as a check in the download thread, and a lost worker costs one file at most.
+
+Every test here starts real `python -m downloader.checks` processes and stops them by their own ids.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from downloader import DownloadOptions, download_images
+from downloader.checks import CheckWorkers, checker
+from downloader.errors import DownloadError, InvalidImage
+from downloader.options import check_workers
+from downloader.validate import inspect
+from tests.downloader.test_stage import FAST, Feed
+from tests.fixtures.images import _bomb, render
+
+
+def _png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 200, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+FILES = {
+    "jpeg": render("w1", "jpg"),
+    "png": render("w2", "png"),
+    "webp": render("w3", "webp"),
+    "gif": render("w4", "gif"),
+    "empty": b"",
+    "html": b"<!DOCTYPE html><html><body>captcha</body></html>",
+    "truncated jpeg": render("cut", "jpg")[:6000],
+    "truncated png": render("cut", "png")[:3000],
+    "one pixel": _png(1, 1),
+    "bomb": _bomb(9000),
+}
+
+
+@pytest.fixture(scope="module")
+def workers():
+    pool = CheckWorkers(2)
+    try:
+        _wait_ready(pool)
+        yield pool
+    finally:
+        pool.close()
+
+
+def _wait_ready(pool: CheckWorkers, count: int | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while pool._idle.qsize() < (count or pool.count):
+        assert time.monotonic() < deadline, "the check workers did not start within 60 s"
+        time.sleep(0.05)
+
+
+def _outcome(check, path: Path):
+    try:
+        return check(path)
+    except DownloadError as exc:
+        return type(exc).__name__, exc.reason
+
+
+@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("thumbnails", [0, 8])
+def test_a_worker_answers_as_the_download_thread_would(workers, tmp_path, name, thumbnails):
+    path = tmp_path / "download.part"
+    path.write_bytes(FILES[name])
+    options = DownloadOptions(thumbnails=thumbnails)
+    in_thread = _outcome(lambda p: inspect(p, options), path)
+    in_worker = _outcome(lambda p: workers.check(p, options), path)
+    assert in_worker is not None, "a ready worker must take the file"
+    assert in_worker == in_thread
+
+
+def test_the_filters_travel_to_the_worker(workers, tmp_path):
+    path = tmp_path / "download.part"
+    path.write_bytes(FILES["png"])
+    assert _outcome(lambda p: workers.check(p, DownloadOptions(formats=frozenset({"jpeg"}))), path)[0] == (
+        "UnwantedFormat")
+    assert _outcome(lambda p: workers.check(p, DownloadOptions(min_width=5000)), path)[0] == "TooSmall"
+
+
+def test_a_relative_path_is_the_callers(workers, tmp_path, monkeypatch):
+    (tmp_path / "here.part").write_bytes(FILES["webp"])
+    monkeypatch.chdir(tmp_path)
+    assert workers.check(Path("here.part"), DownloadOptions()).format == "webp"
+
+
+def test_a_stuck_worker_is_killed_and_replaced_and_costs_that_file_only(tmp_path):
+    pool = CheckWorkers(1, timeout=1.0)
+    try:
+        _wait_ready(pool)
+        path = tmp_path / "a.part"
+        path.write_bytes(FILES["jpeg"])
+        [stuck] = pool.pids
+        os.kill(stuck, signal.SIGSTOP)
+        with pytest.raises(InvalidImage, match="took longer than 1 s to check"):
+            pool.check(path, DownloadOptions())
+        assert _gone(stuck)
+        _wait_ready(pool)
+        assert pool.pids != [stuck]
+        assert pool.check(path, DownloadOptions()).format == "jpeg"
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_dies_mid_check_refuses_that_file_with_the_reason(tmp_path):
+    pool = CheckWorkers(1, timeout=30.0)
+    try:
+        _wait_ready(pool)
+        path = tmp_path / "a.part"
+        path.write_bytes(FILES["png"])
+        [dying] = pool.pids
+        os.kill(dying, signal.SIGSTOP)  # it holds the request unanswered until it is killed
+        outcome: list = []
+        asker = threading.Thread(target=lambda: outcome.append(_outcome(lambda p: pool.check(p, DownloadOptions()),
+                                                                        path)))
+        asker.start()
+        time.sleep(0.5)
+        os.kill(dying, signal.SIGKILL)
+        asker.join(timeout=30)
+        assert outcome == [("InvalidImage", "the image checker stopped while checking this file")]
+        _wait_ready(pool)
+        assert pool.check(path, DownloadOptions()).format == "png"
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_died_idle_costs_nothing(tmp_path):
+    pool = CheckWorkers(1)
+    try:
+        _wait_ready(pool)
+        [dead] = pool.pids
+        os.kill(dead, signal.SIGKILL)
+        assert _gone(dead)
+        path = tmp_path / "a.part"
+        path.write_bytes(FILES["gif"])
+        # It had not seen the file: its replacement checks it, and nothing is refused.
+        assert pool.check(path, DownloadOptions()).format == "gif"
+        assert pool.pids and dead not in pool.pids
+    finally:
+        pool.close()
+
+
+def test_workers_end_with_the_pool_and_with_a_killed_parent():
+    pool = CheckWorkers(2)
+    _wait_ready(pool)
+    pids = pool.pids
+    pool.close()
+    assert all(_gone(pid) for pid in pids)
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import time; from downloader.checks import CheckWorkers; w = CheckWorkers(2); "
+         "time.sleep(1); print(*w.pids, flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert parent.stdout is not None
+        children = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(children) == 2
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+        parent.stdout.close()
+    assert all(_gone(pid, seconds=20) for pid in children), "a check worker outlived its killed parent"
+
+
+def _gone(pid: int, seconds: float = 10) -> bool:
+    """Whether process ``pid`` has ended (reaped, or a zombie no one has waited for yet) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_small_stages_check_in_their_own_threads(tmp_path):
+    path = tmp_path / "a.part"
+    path.write_bytes(FILES["jpeg"])
+    before = set(_children())
+    assert checker(DownloadOptions(check_workers=2), want=49)(path).format == "jpeg"
+    assert checker(DownloadOptions(check_workers=0), want=500)(path).format == "jpeg"
+    assert set(_children()) == before
+
+
+def _children() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_a_stage_with_workers_keeps_the_same_images_as_one_without(image_server, tmp_path):
+    paths = [f"/img/cw{i}.{'jpg' if i % 3 else 'png'}" for i in range(56)]
+    paths += ["/fault/truncated.jpg", "/fault/html.jpg", "/fault/bomb.png", "/fault/pixel.png", "/dup/copy/cw1.jpg"]
+    results = {}
+    for workers in (0, 2):
+        feed = Feed([image_server.url + path for path in paths])
+        options = DownloadOptions(**FAST, check_workers=workers, thumbnails=4)
+        results[workers] = download_images(feed, 60, tmp_path / str(workers), options)
+    without, with_workers = results[0], results[2]
+    assert len(with_workers.images) == len(without.images) == 56
+    assert [(i.file, i.sha256, i.phash, i.width, i.height) for i in with_workers.images] == [
+        (i.file, i.sha256, i.phash, i.width, i.height) for i in without.images]
+    assert sorted((f.url, f.reason) for f in with_workers.failures) == sorted(
+        (f.url, f.reason) for f in without.failures)
+    assert sorted(p.name for p in (tmp_path / "2" / "thumbnails").iterdir()) == [f"{n:04d}.jpg" for n in range(1, 5)]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("auto", min(os.cpu_count() or 1, 4)), (0, 0), (3, 3)])
+def test_the_setting(setting, expected):
+    assert check_workers(setting) == expected
+    assert DownloadOptions.from_config({"DOWNLOAD_CHECK_WORKERS": setting}).check_workers == expected
