@@ -27,8 +27,27 @@ Errors: one page's or image's problem is data (failures.csv); ``Coordinator.prob
 anything else is a bug and propagates from ``run()`` after every worker and browser has stopped.
 """
 
-from .coordinator import Coordinator, Progress, Summary
+from typing import TYPE_CHECKING, Any
+
 from .options import CrawlOptions
-from .state import CrawlState, open_file
+
+if TYPE_CHECKING:
+    from .coordinator import Coordinator, Progress, Summary
+    from .state import CrawlState, open_file
+
+_LAZY = {"Coordinator": "coordinator", "Progress": "coordinator", "Summary": "coordinator", "CrawlState": "state",
+         "open_file": "state"}
+
+
+def __getattr__(name: str) -> Any:
+    # The coordinator pulls in the download stage (Pillow, NumPy), requests, Selenium and the state's databases:
+    # imported on first use, so the web forms' crawl-field checks (``crawler.options``) and `flask fetch` start
+    # without them.
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Coordinator", "CrawlOptions", "CrawlState", "Progress", "Summary", "open_file"]

@@ -1,0 +1,43 @@
+"""Commands import only what they use: `fetch` no browser, S3 or Cassandra driver; `--help` not even the decoders."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NEVER_FOR_FETCH = {"selenium", "boto3", "botocore", "cassandra"}
+
+
+def _imported(tmp_path: Path, *command: str) -> set[str]:
+    """The top-level packages ``flask --app app <command>`` imports, on SQLite and local storage."""
+    env = dict(os.environ, SECRET_KEY="x", SCHEDULER="off", DATABASE_URL=f"sqlite:///{tmp_path}/start.sqlite3",
+               DATA_DIR=str(tmp_path / "data"), ALLOW_PRIVATE_URLS="on", LOG_LEVEL="WARNING")
+    env.pop("STORAGE_URL", None)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "flask", "--app", str(ROOT / "app.py"), *command],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in done.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+@pytest.mark.parametrize(("command", "never"), [
+    (("fetch", "--help"), NEVER_FOR_FETCH | {"numpy", "PIL"}),
+    (("collect", "--help"), {"boto3", "botocore", "cassandra", "numpy", "PIL"}),
+])
+def test_help_starts_without_the_heavy_parts(tmp_path, command, never):
+    imported = _imported(tmp_path, *command)
+    assert "flask" in imported  # the measurement works
+    assert not imported & never
+
+
+def test_fetch_imports_no_browser_s3_or_cassandra_driver(tmp_path):
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/refused.jpg\n", encoding="utf-8")  # the discard port: refused at once
+    imported = _imported(tmp_path, "fetch", str(urls), str(tmp_path / "out"))
+    assert {"urllib3", "PIL", "numpy"} <= imported  # it did download and check
+    assert not imported & NEVER_FOR_FETCH
