@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,13 +98,21 @@ def test_a_relative_path_is_the_callers(workers, tmp_path, monkeypatch):
     assert workers.check(Path("here.part"), DownloadOptions()).format == "webp"
 
 
-def test_a_stuck_worker_is_killed_and_replaced_and_costs_that_file_only(tmp_path):
-    pool = CheckWorkers(1, timeout=1.0)
+@contextmanager
+def _one_worker(tmp_path: Path, kind: str, timeout: float = 30.0) -> Iterator[tuple[CheckWorkers, int, Path]]:
+    """A pool of one ready worker, its pid, and a file of ``kind`` to check; the pool is closed afterwards."""
+    pool = CheckWorkers(1, timeout=timeout)
     try:
         _wait_ready(pool)
         path = tmp_path / "a.part"
-        path.write_bytes(FILES["jpeg"])
-        [stuck] = pool.pids
+        path.write_bytes(FILES[kind])
+        yield pool, pool.pids[0], path
+    finally:
+        pool.close()
+
+
+def test_a_stuck_worker_is_killed_and_replaced_and_costs_that_file_only(tmp_path):
+    with _one_worker(tmp_path, "jpeg", timeout=1.0) as (pool, stuck, path):
         os.kill(stuck, signal.SIGSTOP)
         with pytest.raises(InvalidImage, match="took longer than 1 s to check"):
             pool.check(path, DownloadOptions())
@@ -110,17 +120,10 @@ def test_a_stuck_worker_is_killed_and_replaced_and_costs_that_file_only(tmp_path
         _wait_ready(pool)
         assert pool.pids != [stuck]
         assert pool.check(path, DownloadOptions()).format == "jpeg"
-    finally:
-        pool.close()
 
 
 def test_a_worker_that_dies_mid_check_refuses_that_file_with_the_reason(tmp_path):
-    pool = CheckWorkers(1, timeout=30.0)
-    try:
-        _wait_ready(pool)
-        path = tmp_path / "a.part"
-        path.write_bytes(FILES["png"])
-        [dying] = pool.pids
+    with _one_worker(tmp_path, "png") as (pool, dying, path):
         os.kill(dying, signal.SIGSTOP)  # it holds the request unanswered until it is killed
         outcome: list = []
         asker = threading.Thread(target=lambda: outcome.append(_outcome(lambda p: pool.check(p, DownloadOptions()),
@@ -132,24 +135,15 @@ def test_a_worker_that_dies_mid_check_refuses_that_file_with_the_reason(tmp_path
         assert outcome == [("InvalidImage", "the image checker stopped while checking this file")]
         _wait_ready(pool)
         assert pool.check(path, DownloadOptions()).format == "png"
-    finally:
-        pool.close()
 
 
 def test_a_worker_that_died_idle_costs_nothing(tmp_path):
-    pool = CheckWorkers(1)
-    try:
-        _wait_ready(pool)
-        [dead] = pool.pids
+    with _one_worker(tmp_path, "gif") as (pool, dead, path):
         os.kill(dead, signal.SIGKILL)
         assert _gone(dead)
-        path = tmp_path / "a.part"
-        path.write_bytes(FILES["gif"])
         # It had not seen the file: its replacement checks it, and nothing is refused.
         assert pool.check(path, DownloadOptions()).format == "gif"
         assert pool.pids and dead not in pool.pids
-    finally:
-        pool.close()
 
 
 def test_workers_end_with_the_pool_and_with_a_killed_parent():
