@@ -11,9 +11,11 @@ In one run it prints:
    ``flask --app app fetch`` command beside the whole ``img2dataset`` command (``--processes_count 2
    --thread_count 64``, no resizing, no re-encoding), wall time of each and the ratio;
 2. the same with 2,000 URLs over 16 hosts (ports) and 50 +- 50 ms added to every response;
-3. the download stage alone (``download_images``, in this process) on 500 good URLs under 50 host names, beside
-   the raw-fetch ceiling of the same server (the same URLs with urllib3 and 32 threads, bodies thrown away),
-   with the peak resident memory of the stage, and of the whole ``flask fetch`` commands (their process tree);
+3. the download stage alone (``download_images``, in this process, with the app's default options) on 500 good
+   URLs under 50 host names, twice: first while its check workers start (as in a fresh process), then with them
+   running (as in an app after its first job); beside the raw-fetch ceiling of the same server (the same URLs
+   with urllib3 and 32 threads, bodies thrown away), with the peak resident memory of the stage (this process and
+   its check workers), and of the whole ``flask fetch`` commands (their process tree);
 4. how long ``flask --app app fetch --help`` takes to start (best of 5).
 
 ``--work DIR`` puts the runs' images under DIR instead of the system's temporary folder: creating files costs
@@ -132,9 +134,10 @@ def raw_fetch(urls: list[str]) -> float:
 class PeakRSS:
     """Sample the resident memory of a process (and its children) every 10 ms in a background thread."""
 
-    def __init__(self, pid: int | None = None, children: bool = True) -> None:
+    def __init__(self, pid: int | None = None, children: bool = True, exclude: frozenset[int] = frozenset()) -> None:
         self.process = psutil.Process(pid or os.getpid())
         self.children = children
+        self.exclude = exclude  # child processes not to count (the image server, beside the stage's own workers)
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -145,7 +148,8 @@ class PeakRSS:
             try:
                 total = self.process.memory_info().rss
                 if self.children:
-                    total += sum(child.memory_info().rss for child in self.process.children(recursive=True))
+                    total += sum(child.memory_info().rss for child in self.process.children(recursive=True)
+                                 if child.pid not in self.exclude)
             except psutil.Error:
                 total = 0
             self.peak = max(self.peak, total)
@@ -236,26 +240,45 @@ def compare(label: str, urls: list[str], peer: Path | None) -> None:
         print(line, flush=True)
 
 
-def stage_alone(base: str, count: int) -> None:
+def stage_alone(server: Servers, count: int, label: str) -> None:
+    base = server.urls[0]
     port = int(base.rsplit(":", 1)[1])
     paths = [f"/img/{key}.{ext}?kb={kb}" for key, ext, kb in image_paths(count)]
     raw_fetch([base + path for path in paths])
     raw = raw_fetch([base + path for path in paths])
     candidates = [ListedURL(f"http://h{i % STAGE_HOSTS:02d}.bench:{port}{path}") for i, path in enumerate(paths)]
     queue = iter(candidates)
-    options = DownloadOptions(threads=THREADS, allow_private=True, resolver=lambda host, port: ["127.0.0.1"],
-                              deadline=600)
+    options = DownloadOptions.from_config({}, allow_private=True, resolver=lambda host, port: ["127.0.0.1"],
+                                          deadline=600)  # the app's defaults: 32 threads, check workers
     with tempfile.TemporaryDirectory(prefix="bench-stage-") as folder:
-        memory = PeakRSS(children=False)  # this process only: the image server is a child too
+        # This process and the stage's check workers; not the image server, which is a child process too.
+        memory = PeakRSS(exclude=frozenset({server.child.pid}))
         started, cpu = time.perf_counter(), time.process_time()
+        workers_cpu = checks_cpu()
         result = download_images(lambda k: [c for _, c in zip(range(k), queue, strict=False)], count, Path(folder),
                                  options)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        cpu += checks_cpu() - workers_cpu
         peak = memory.stop()
-    print(f"stage alone, {count} images on {STAGE_HOSTS} host names, no latency: "
+    print(f"stage alone, {label}, {count} images on {STAGE_HOSTS} host names, no latency: "
           f"{len(result.images) / seconds:.0f} img/s ({len(result.images)} in {seconds:.2f} s, "
-          f"{len(result.failures)} refused; CPU {1000 * cpu / max(1, len(result.images)):.2f} ms per image, "
-          f"{load()}); raw-fetch ceiling {count / raw:.0f} img/s; peak RSS {peak:.0f} MB", flush=True)
+          f"{len(result.failures)} refused; CPU {1000 * cpu / max(1, len(result.images)):.2f} ms per image with the "
+          f"{options.check_workers} check workers', {load()}); raw-fetch ceiling {count / raw:.0f} img/s; "
+          f"peak RSS {peak:.0f} MB", flush=True)
+
+
+def checks_cpu() -> float:
+    """CPU seconds (user + system) the running check workers of this process have spent so far."""
+    from downloader.checks import _shared
+
+    total = 0.0
+    for pid in _shared.pids if _shared is not None else []:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def start_time() -> None:
@@ -286,7 +309,8 @@ def main() -> None:
     print(f"images rendered or found in {args.cache} in {time.perf_counter() - started:.0f} s", flush=True)
     with Servers(args.cache) as one:
         compare("500 URLs, one host, 10% broken, no latency", [one.urls[0] + p for p in url_paths(500, 0.1)], peer)
-        stage_alone(one.urls[0], 500)
+        stage_alone(one, 500, "the first in a new process (its check workers starting)")
+        stage_alone(one, 500, "a later one (the check workers running, as in an app after its first job)")
     with Servers(args.cache, ports=16, latency=0.05, jitter=0.05) as many:
         paths = url_paths(2000, 0.1)
         urls = [many.urls[i % len(many.urls)] + path for i, path in enumerate(paths)]
