@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+from collections import Counter
 from datetime import UTC, datetime
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
@@ -35,7 +36,10 @@ class JobScheduler:
         self.stopping = threading.Event()  # set on shutdown: running jobs stop at a safe point
         # Ids of date jobs handed to the thread pool and not yet finished: APScheduler has already dropped them
         # from its job store, so without this the poll would add them again while they wait for a thread.
-        self._in_flight: set[str] = set()
+        # Counted, not a set: APScheduler reports a submission only after its job-store pass, so a job that fails
+        # at once (the database is down) can report its end first; a set would then keep its id for good, and the
+        # poll would never add the job again.
+        self._in_flight: Counter[str] = Counter()
         self._in_flight_lock = threading.Lock()
         config = app.config
         self.scheduler = BackgroundScheduler(
@@ -54,10 +58,9 @@ class JobScheduler:
 
     def _track(self, event) -> None:
         with self._in_flight_lock:
-            if event.code == EVENT_JOB_SUBMITTED:
-                self._in_flight.add(event.job_id)
-            else:
-                self._in_flight.discard(event.job_id)
+            self._in_flight[event.job_id] += 1 if event.code == EVENT_JOB_SUBMITTED else -1
+            if self._in_flight[event.job_id] == 0:
+                del self._in_flight[event.job_id]
 
     def start(self) -> None:
         config = self.app.config
@@ -90,7 +93,7 @@ class JobScheduler:
             return 0
         added = 0
         with self._in_flight_lock:
-            in_flight = set(self._in_flight)
+            in_flight = {job_id for job_id, count in self._in_flight.items() if count > 0}
         for job in queued:
             key = f"job:{job.id}"
             if key not in in_flight and self.scheduler.get_job(key) is None:
