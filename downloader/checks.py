@@ -20,14 +20,14 @@ import base64
 import json
 import logging
 import os
-import queue
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -38,7 +38,6 @@ from .validate import ImageInfo, inspect
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 30.0  # seconds one file may take in a worker before the worker is killed and the file refused
-START_TIMEOUT = 60.0  # seconds a new worker may take to import Pillow and NumPy
 MAX_RESTARTS = 8  # workers replaced after a crash or a timeout, per pool; then the download threads check alone
 _ROOT = Path(__file__).resolve().parents[1]
 _REFUSALS: dict[str, type[DownloadError]] = {
@@ -105,10 +104,15 @@ class WorkerLost(Exception):
         self.reason = reason
 
 
-class _Worker:
-    """One child process and its pipes; used by one thread at a time."""
+class _Resend(Exception):
+    """The worker was lost while this request waited behind another one: it never saw it."""
 
-    def __init__(self) -> None:
+
+class _Worker:
+    """One child process: requests go in as they come (several may wait in its pipe, so it is never idle while there
+    is work), and one reader thread hands each answer, in order, to the thread waiting for it."""
+
+    def __init__(self, pool: CheckWorkers) -> None:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                    PYTHONPATH=os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
@@ -116,39 +120,68 @@ class _Worker:
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin, self.stdout = self.process.stdin, self.process.stdout
-        self._buffer = b""
+        self.pool = pool
+        self.lock = threading.Lock()  # guards pending, ready, lost and the writes to stdin
+        self.pending: deque[Future[dict[str, Any]]] = deque()
+        self.ready = False
+        self.lost: str | None = None  # why the worker is gone, once it is
+        self.killed_because: str | None = None
+        threading.Thread(target=self._read, name=f"check-worker-{self.pid}", daemon=True).start()
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def read_line(self, seconds: float) -> dict[str, Any]:
-        """Read one answer, waiting at most ``seconds``; raise WorkerLost when the worker is gone or too slow."""
-        deadline = time.monotonic() + seconds
-        fd = self.stdout.fileno()
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise WorkerLost(f"took longer than {seconds:.0f} s to check")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise WorkerLost("the image checker stopped while checking this file")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+    @property
+    def load(self) -> int:
+        return len(self.pending)
 
-    def ask(self, request: dict[str, Any], seconds: float) -> dict[str, Any]:
+    def _read(self) -> None:
         try:
-            self.stdin.write(json.dumps(request).encode() + b"\n")
-            self.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
-            raise WorkerLost("the image checker stopped before checking this file") from exc
-        return self.read_line(seconds)
+            if not self.stdout.readline():  # the "ready" line, once Pillow and NumPy are imported
+                raise WorkerLost("the image checker did not start")
+            with self.lock:
+                self.ready = True
+            self.pool._became_ready()
+            for line in self.stdout:
+                answer = json.loads(line)
+                with self.lock:
+                    waiting = self.pending.popleft()
+                waiting.set_result(answer)
+            raise WorkerLost("the image checker stopped while checking this file")
+        except (WorkerLost, ValueError, OSError, IndexError) as exc:
+            reason = self.killed_because or (exc.reason if isinstance(exc, WorkerLost) else
+                                             "the image checker stopped while checking this file")
+            with self.lock:
+                self.lost = reason
+                waiting_list, self.pending = list(self.pending), deque()
+            for number, waiting in enumerate(waiting_list):  # the first was being checked; the others never were
+                waiting.set_exception(WorkerLost(reason) if number == 0 else _Resend())
+            self.stdout.close()
+            self.pool._lost(self)
 
-    def stop(self, kill: bool = False) -> None:
-        """End the worker (close its stdin; kill it if asked or if it does not end within 5 s) and wait for it."""
-        if kill:
-            self.process.kill()
+    def submit(self, request: bytes) -> tuple[Future[dict[str, Any]], int] | None:
+        """Queue one request; return its future and its place in the queue (1: next), or None if the worker is gone."""
+        with self.lock:
+            if self.lost or not self.ready:
+                return None
+            future: Future[dict[str, Any]] = Future()
+            self.pending.append(future)
+            try:
+                self.stdin.write(request)
+                self.stdin.flush()
+            except OSError:
+                self.pending.pop()  # the reader sees the end of the pipe and retires the worker
+                return None
+            return future, len(self.pending)
+
+    def kill(self, reason: str) -> None:
+        """Kill the worker because of ``reason``; its reader then fails what waits on it."""
+        self.killed_because = reason
+        self.process.kill()
+
+    def stop(self) -> None:
+        """End the worker (close its stdin; kill it if it does not end within 5 s) and wait for it."""
         try:
             self.stdin.close()
         except OSError:
@@ -158,7 +191,6 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
-        self.stdout.close()
 
 
 class CheckWorkers:
@@ -170,10 +202,9 @@ class CheckWorkers:
         self.count = count
         self.timeout = timeout
         self.owner = os.getpid()  # a forked child must not talk to its parent's workers
-        self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
-        self._ready = threading.Event()  # at least one worker has answered
+        self._ready = threading.Event()  # at least one worker has started
         self._restarts = 0
         self._closed = False
         for _ in range(count):
@@ -184,62 +215,65 @@ class CheckWorkers:
         with self._lock:
             return sorted(worker.pid for worker in self._workers)
 
+    def ready_count(self) -> int:
+        with self._lock:
+            return sum(worker.ready and not worker.lost for worker in self._workers)
+
     def _start(self) -> None:
-        worker = _Worker()
+        worker = _Worker(self)
         with self._lock:
             self._workers.add(worker)
-        threading.Thread(target=self._await_ready, args=(worker,), name="check-worker-start", daemon=True).start()
 
-    def _await_ready(self, worker: _Worker) -> None:
-        try:
-            worker.read_line(START_TIMEOUT)
-        except (WorkerLost, ValueError) as exc:
-            logger.warning("an image check worker did not start (%s); checking in the download threads",
-                           getattr(exc, "reason", exc))
-            self._retire(worker, kill=True)
-            return
-        self._idle.put(worker)
+    def _became_ready(self) -> None:
         self._ready.set()
 
-    def _retire(self, worker: _Worker, kill: bool) -> None:
+    def _lost(self, worker: _Worker) -> None:
+        """Called by a worker's reader once the worker is gone: reap it and start another while restarts are left."""
+        if not self._closed:
+            logger.warning("image check worker %d ended (%s, exit status %s)", worker.pid, worker.lost,
+                           worker.process.poll())
         with self._lock:
             self._workers.discard(worker)
-        worker.stop(kill=kill)
+            replace = not self._closed and self._restarts < MAX_RESTARTS
+            self._restarts += replace
+        worker.stop()
+        if replace:
+            self._start()
 
     def check(self, path: Path, options: DownloadOptions) -> ImageInfo | None:
         """Check ``path`` in a worker; None when no worker can be had (the caller then checks it itself)."""
         if self._closed or not self._ready.is_set() or os.getpid() != self.owner:
             return None
-        while True:
+        request = json.dumps(request_of(path, options)).encode() + b"\n"
+        for _attempt in range(MAX_RESTARTS + 2):
             with self._lock:
-                if not self._workers:
-                    return None
-            try:
-                worker = self._idle.get(timeout=self.timeout)  # all busy: so are the CPUs; waiting costs nothing
-            except queue.Empty:
+                usable = [worker for worker in self._workers if worker.ready and not worker.lost]
+            if not usable:
                 return None
-            if worker.process.poll() is None:
-                break
-            logger.warning("image check worker %d ended while idle (exit status %s)", worker.pid,
-                           worker.process.returncode)
-            self._replace(worker)  # it had not seen this file: another worker checks it
-        try:
-            answer = worker.ask(request_of(path, options), self.timeout)
-        except WorkerLost as exc:
-            logger.warning("image check worker %d lost on %s: %s", worker.pid, path.name, exc.reason)
-            self._replace(worker)
-            raise InvalidImage(exc.reason) from exc
-        self._idle.put(worker)
-        return info_from(answer)
-
-    def _replace(self, worker: _Worker) -> None:
-        """Kill ``worker`` and start another one in its place, while this pool has restarts left."""
-        self._retire(worker, kill=True)
-        with self._lock:
-            replace = not self._closed and self._restarts < MAX_RESTARTS
-            self._restarts += replace
-        if replace:
-            self._start()
+            worker = min(usable, key=lambda each: each.load)
+            queued = worker.submit(request)
+            if queued is None:
+                continue
+            future, place = queued
+            try:
+                answer = future.result(timeout=self.timeout * place)
+            except FutureTimeout:
+                worker.kill(f"took longer than {self.timeout:.0f} s to check")
+                try:
+                    answer = future.result(timeout=10)  # the reader fails it now: WorkerLost or _Resend
+                except FutureTimeout:
+                    return None
+                except _Resend:
+                    continue
+                except WorkerLost as exc:
+                    raise InvalidImage(exc.reason) from exc
+            except _Resend:
+                continue
+            except WorkerLost as exc:
+                logger.warning("image check worker %d lost on %s: %s", worker.pid, path.name, exc.reason)
+                raise InvalidImage(exc.reason) from exc
+            return info_from(answer)
+        return None
 
     def close(self) -> None:
         """Stop every worker and wait for them."""
@@ -247,7 +281,7 @@ class CheckWorkers:
         with self._lock:
             workers = list(self._workers)
         for worker in workers:
-            self._retire(worker, kill=False)
+            worker.stop()
 
 
 _shared: CheckWorkers | None = None

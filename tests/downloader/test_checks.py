@@ -60,7 +60,7 @@ def workers():
 
 def _wait_ready(pool: CheckWorkers, count: int | None = None) -> None:
     deadline = time.monotonic() + 60
-    while pool._idle.qsize() < (count or pool.count):
+    while pool.ready_count() < (count or pool.count):
         assert time.monotonic() < deadline, "the check workers did not start within 60 s"
         time.sleep(0.05)
 
@@ -141,9 +141,15 @@ def test_a_worker_that_died_idle_costs_nothing(tmp_path):
     with _one_worker(tmp_path, "gif") as (pool, dead, path):
         os.kill(dead, signal.SIGKILL)
         assert _gone(dead)
-        # It had not seen the file: its replacement checks it, and nothing is refused.
+        deadline = time.monotonic() + 10
+        while dead in pool.pids:  # its reader has seen the end of the pipe
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        # Nothing is refused: while its replacement starts, the caller is told to check the file itself.
+        assert pool.check(path, DownloadOptions()) is None
+        _wait_ready(pool)
+        assert dead not in pool.pids
         assert pool.check(path, DownloadOptions()).format == "gif"
-        assert pool.pids and dead not in pool.pids
 
 
 def test_workers_end_with_the_pool_and_with_a_killed_parent():
