@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from downloader.errors import DownloadError
 from downloader.fetch import HOST_BUSY, retry_after
-from downloader.guard import Guard, GuardedAdapter, check_url
+from downloader.guard import Guard, check_url, guarded_pool_classes
 
 from .manners import Manners, Stopped
 
@@ -24,6 +25,18 @@ BUSY_RETRIES = 3  # a page answered 429 or 503 is tried this many more times
 MAX_RETRY_WAIT = 120.0
 _REDIRECTS = {301, 302, 303, 307, 308}
 _TEXT_TYPES = ("text/html", "application/xhtml", "text/plain", "application/xml", "text/xml")
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose every connection goes through ``guard`` (the crawler's page fetcher uses it)."""
+
+    def __init__(self, guard: Guard, pool_maxsize: int, pool_connections: int = 100) -> None:
+        self._pool_classes = guarded_pool_classes(guard)
+        super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0)
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import DownloadError, InvalidImage, TooSmall, UnwantedFormat
 from .options import DownloadOptions
-from .validate import ImageInfo, inspect
+
+if TYPE_CHECKING:
+    from .validate import ImageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def request_of(path: Path, options: DownloadOptions) -> dict[str, Any]:
 
 def answer_to(request: dict[str, Any]) -> dict[str, Any]:
     """Check one file (in a worker); every outcome, a bug included, is an answer."""
+    from .validate import inspect  # Pillow and NumPy: this module leaves them out so that workers start sooner
     fields = {key: value for key, value in request.items() if key != "path"}
     try:
         info = inspect(Path(request["path"]), DownloadOptions(**{**fields, "formats": frozenset(fields["formats"])}))
@@ -76,6 +79,7 @@ def answer_to(request: dict[str, Any]) -> dict[str, Any]:
 
 def info_from(answer: dict[str, Any]) -> ImageInfo:
     """Turn a worker's answer back into the ImageInfo ``inspect`` returns, or raise its refusal."""
+    from .validate import ImageInfo
     if "refused" in answer:
         refused = answer["refused"]
         raise _REFUSALS.get(refused["kind"], DownloadError)(refused["reason"])
@@ -87,8 +91,9 @@ def info_from(answer: dict[str, Any]) -> ImageInfo:
 def serve(requests: BinaryIO, answers: BinaryIO) -> None:
     """The worker's loop: one JSON request a line in, one JSON answer a line out, until ``requests`` ends.
 
-    Pillow and NumPy, which make a worker slow to start, are imported with this module, before it says it is ready.
+    Pillow and NumPy, which make a worker slow to start, are imported before it says it is ready.
     """
+    from . import validate  # noqa: F401
     answers.write(b'{"ready": true}\n')
     answers.flush()
     for line in requests:
@@ -306,15 +311,22 @@ CHECK_WORKERS_FROM = 50  # smaller stages check in their download threads: start
 _IN_THREAD = threading.BoundedSemaphore(os.cpu_count() or 1)  # more decodes at once only fight over the GIL
 
 
+def start_workers(options: DownloadOptions, want: int) -> CheckWorkers | None:
+    """The check workers a stage of ``want`` images uses (started now if need be), or None to check in-thread."""
+    return shared_workers(options.check_workers) if options.check_workers and want >= CHECK_WORKERS_FROM else None
+
+
 def checker(options: DownloadOptions, want: int) -> Callable[[Path], ImageInfo]:
     """Return how one stage checks a file: in a worker process when it has them, else in the calling thread."""
-    workers = shared_workers(options.check_workers) if options.check_workers and want >= CHECK_WORKERS_FROM else None
+    workers = start_workers(options, want)
 
     def check(path: Path) -> ImageInfo:
         if workers is not None:
             info = workers.check(path, options)
             if info is not None:
                 return info
+        from .validate import inspect  # Pillow and NumPy: imported here only if this process checks a file
+
         with _IN_THREAD:
             return inspect(path, options)
 

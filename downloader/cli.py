@@ -91,9 +91,12 @@ def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, mi
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--formats") from exc
+    want = number or len(candidates)
+    from .checks import start_workers
+
+    start_workers(options, want)  # they import Pillow and NumPy beside us, while we import the stage
     from .stage import download_images  # Pillow, NumPy, urllib3, requests: not for `fetch --help`
 
-    want = number or len(candidates)
     queue = iter(candidates)
 
     def more(count: int) -> list[ListedURL]:

@@ -19,7 +19,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import certifi
-from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -165,7 +164,7 @@ class _GuardedConnection:
         return self.guard.connect(self._dns_host, self.port, self.timeout, self.socket_options)
 
 
-def _guarded_pool_classes(guard: Guard) -> dict[str, type[HTTPConnectionPool]]:
+def guarded_pool_classes(guard: Guard) -> dict[str, type[HTTPConnectionPool]]:
     """urllib3 pool classes (by scheme) whose every connection goes through ``guard``."""
     conn = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), {"guard": guard})
     tls = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"guard": guard})
@@ -186,16 +185,4 @@ class GuardedPoolManager(PoolManager):
     def __init__(self, guard: Guard, maxsize: int, num_pools: int = 100, ca_certs: str | None = None) -> None:
         ca_certs = ca_certs or certifi.where()  # the roots requests uses; tests pass their own
         super().__init__(num_pools=num_pools, maxsize=maxsize, retries=False, ca_certs=ca_certs)
-        self.pool_classes_by_scheme = _guarded_pool_classes(guard)
-
-
-class GuardedAdapter(HTTPAdapter):
-    """A requests adapter whose every connection goes through ``guard`` (the crawler's page fetcher uses it)."""
-
-    def __init__(self, guard: Guard, pool_maxsize: int, pool_connections: int = 100) -> None:
-        self._pool_classes = _guarded_pool_classes(guard)
-        super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0)
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+        self.pool_classes_by_scheme = guarded_pool_classes(guard)

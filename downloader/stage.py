@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .candidates import CandidateLike
 from .checks import checker
@@ -23,7 +24,9 @@ from .guard import Guard, GuardedPoolManager, check_url
 from .hosts import Hosts
 from .options import DownloadOptions
 from .records import DownloadResult, Failure, ImageRecord
-from .validate import ImageInfo
+
+if TYPE_CHECKING:
+    from .validate import ImageInfo  # Pillow and NumPy: only where a file is checked in this process
 
 logger = logging.getLogger(__name__)
 

@@ -39,5 +39,5 @@ def test_fetch_imports_no_browser_s3_or_cassandra_driver(tmp_path):
     urls = tmp_path / "urls.txt"
     urls.write_text("http://127.0.0.1:9/refused.jpg\n", encoding="utf-8")  # the discard port: refused at once
     imported = _imported(tmp_path, "fetch", str(urls), str(tmp_path / "out"))
-    assert {"urllib3", "PIL", "numpy"} <= imported  # it did download and check
+    assert "urllib3" in imported  # it did try the download
     assert not imported & NEVER_FOR_FETCH
