@@ -7,6 +7,7 @@ on which download finished first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -30,12 +31,22 @@ class Dropped:
 
 
 class Duplicates:
-    """The images kept so far, one per picture; ``add`` says which copy lost, if any."""
+    """The images kept so far, one per picture; ``add`` says which copy lost, if any.
+
+    Near copies are found through an index, not by comparing with every kept copy (which made a 2,000-image stage
+    spend most of its main thread here): the 64 bits are cut into ``near_distance + 1`` blocks, and two hashes
+    at most ``near_distance`` bits apart are equal in at least one whole block, so only the copies sharing a block
+    with the new hash are compared.
+    """
 
     def __init__(self, near_distance: int) -> None:
         self.near_distance = near_distance
-        self._kept: dict[int, Copy] = {}  # rank -> copy
+        self._kept: dict[int, Copy] = {}  # rank -> copy, in the order they were kept
         self._by_sha: dict[str, int] = {}  # sha256 -> rank
+        self._order: dict[int, int] = {}  # rank -> when it was kept (ties go to the earliest, as a scan would)
+        self._count = 0
+        self._blocks = _blocks(near_distance)
+        self._index: list[dict[int, set[int]]] = [{} for _ in self._blocks or ()]  # block value -> ranks
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -60,19 +71,29 @@ class Duplicates:
         return None
 
     def nearest(self, phash: int) -> tuple[Copy | None, int]:
-        """Return the kept copy whose perceptual hash is closest to ``phash``, and the distance in bits."""
-        best, best_distance = None, 65
-        for kept in self._kept.values():
-            distance = (kept.phash ^ phash).bit_count()
-            if distance < best_distance:
-                best, best_distance = kept, distance
-        return best, best_distance
+        """Return the kept copy closest to ``phash`` if it is within ``near_distance`` bits (the earliest kept of
+        equally close ones) and the distance; else ``(None, 65)``."""
+        if self._blocks is None:
+            candidates: Iterable[int] = self._kept
+        else:
+            found: set[int] = set()
+            for (shift, mask), index in zip(self._blocks, self._index, strict=True):
+                found.update(index.get((phash >> shift) & mask, ()))
+            candidates = found
+        best, best_key = None, (65, 0)
+        for rank in candidates:
+            kept = self._kept[rank]
+            key = ((kept.phash ^ phash).bit_count(), self._order[rank])
+            if key < best_key:
+                best, best_key = kept, key
+        if best is None or best_key[0] > self.near_distance:
+            return None, 65
+        return best, best_key[0]
 
     def _settle(self, new: Copy, old: Copy, words: str) -> Dropped:
         keep, drop = (new, old) if (new.area, -new.rank) > (old.area, -old.rank) else (old, new)
         if keep is new:
-            del self._kept[old.rank]
-            del self._by_sha[old.sha256]
+            self._forget(old)
             self._keep(new)
         if keep.area == drop.area:
             words = words.replace("the larger", "the better-ranked")
@@ -81,3 +102,31 @@ class Duplicates:
     def _keep(self, copy: Copy) -> None:
         self._kept[copy.rank] = copy
         self._by_sha[copy.sha256] = copy.rank
+        self._order[copy.rank] = self._count
+        self._count += 1
+        for (shift, mask), index in zip(self._blocks or (), self._index, strict=True):
+            index.setdefault((copy.phash >> shift) & mask, set()).add(copy.rank)
+
+    def _forget(self, copy: Copy) -> None:
+        del self._kept[copy.rank]
+        del self._by_sha[copy.sha256]
+        del self._order[copy.rank]
+        for (shift, mask), index in zip(self._blocks or (), self._index, strict=True):
+            ranks = index[(copy.phash >> shift) & mask]
+            ranks.discard(copy.rank)
+            if not ranks:
+                del index[(copy.phash >> shift) & mask]
+
+
+def _blocks(near_distance: int) -> list[tuple[int, int]] | None:
+    """(shift, mask) of ``near_distance + 1`` blocks covering the 64 bits; None when they would be too small to
+    narrow anything down (then every kept copy is compared)."""
+    count = near_distance + 1
+    if count > 16:
+        return None
+    blocks, shift = [], 0
+    for number in range(count):
+        width = 64 // count + (1 if number < 64 % count else 0)
+        blocks.append((shift, (1 << width) - 1))
+        shift += width
+    return blocks

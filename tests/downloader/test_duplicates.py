@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from downloader.duplicates import Copy, Duplicates
 
 A = 0x0F0F_0F0F_0F0F_0F0F
@@ -62,3 +66,29 @@ def test_a_replaced_copy_frees_its_hash():
     dups.add(copy(1, sha="y", area=20))  # same phash, larger: replaces rank 0
     assert dups.add(copy(2, sha="x", phash=FAR)) is None  # sha "x" belongs to nobody any more
     assert dups.ranks == [1, 2]
+
+
+def _scan(kept: list[Copy], phash: int, near_distance: int) -> tuple[int | None, int]:
+    """The rule without the index: the closest kept copy within the distance, the earliest kept of equal ones."""
+    best, best_distance = None, 65
+    for kept_copy in kept:
+        distance = (kept_copy.phash ^ phash).bit_count()
+        if distance < best_distance:
+            best, best_distance = kept_copy.rank, distance
+    return (best, best_distance) if best_distance <= near_distance else (None, 65)
+
+
+@pytest.mark.parametrize("near_distance", [0, 1, 6, 10, 20])
+def test_the_index_finds_what_comparing_with_every_copy_finds(near_distance):
+    rng = random.Random(near_distance)
+    dups = Duplicates(near_distance)
+    bases = [rng.getrandbits(64) for _ in range(40)]
+    for rank in range(600):  # copies of a few pictures, each a few bits off, and unrelated ones
+        phash = rng.choice(bases) if rng.random() < 0.7 else rng.getrandbits(64)
+        for _ in range(rng.randint(0, near_distance + 3)):
+            phash ^= 1 << rng.randrange(64)
+        kept_before = list(dups._kept.values())
+        near, distance = dups.nearest(phash)
+        assert ((near.rank if near else None), distance) == _scan(kept_before, phash, near_distance)
+        dups.add(copy(rank, phash=phash, area=rng.randint(1, 4) * 100))
+    assert 0 < len(dups) < 600
