@@ -108,7 +108,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COLLECT_TIMEOUT_SECONDS", 120, int, "Deadline for collecting image URLs from all engines in one round."),
     # Downloads
     Setting("ALLOW_PRIVATE_URLS", False, _bool, "Allow image URLs that resolve to loopback, private, link-local or reserved addresses (tests only)."),
-    Setting("DOWNLOAD_THREADS", 32, int, "Concurrent image downloads of one job."),
+    Setting("DOWNLOAD_THREADS", 64, int, "Concurrent image downloads of one job (the per-host limits below still apply)."),
     Setting("DOWNLOAD_PER_HOST", 4, int, "Concurrent downloads from one host to start with; the limit grows while the host answers quickly and halves on signs of overload."),
     Setting("DOWNLOAD_PER_HOST_MAX", 16, int, "The most concurrent downloads from one host the adaptive limit may reach (never below DOWNLOAD_PER_HOST)."),
     Setting("DOWNLOAD_CHECK_WORKERS", "auto", _workers, "Processes that decode and hash downloaded images, so the download threads only fetch: a number, 0 (the download threads check, as for jobs of under 50 images), or auto (one per CPU, at most 4; about 45 MB each)."),
