@@ -1,16 +1,17 @@
 """Check downloaded files in worker processes, so that decoding never competes for the download threads' GIL.
 
-Decoding and hashing cost about 2-3 ms of CPU per image, the fetch about 1 ms. In one process, 32 download threads
+Decoding and hashing cost about 2-3 ms of CPU per image, the fetch about 1 ms. In one process, many download threads
 that also decode spend much of their time handing the interpreter lock to one another; here the download threads
 only fetch, and each file is checked (``validate.inspect``: the real format, a whole decode, the perceptual hash) by
 one of a few long-lived child processes, one file at a time each.
 
 A worker is ``python -m downloader.checks``: it reads one request a line on stdin (JSON: the file's path and the
 filters) and writes one answer a line on stdout; it ends when its stdin closes, so it never outlives its parent.
-Until the first worker is ready (about 0.2 s after start: Pillow and NumPy are imported), and whenever none can be
-had, the calling thread checks the file itself, with the same code and the same answer. A worker that dies or takes
-longer than ``CHECK_TIMEOUT`` seconds on a file is killed and replaced; that one file is refused with the reason
-(a decoder crash costs one image, never the job).
+The first checks wait for a worker to be ready (about 0.1 s: Pillow and NumPy are imported);
+whenever no worker can be had, the calling thread checks the file itself, with the same code and the same answer.
+Requests queue in a worker's pipe, so it never waits idle while a download thread waits for the GIL. A worker that
+dies or takes longer than ``CHECK_TIMEOUT`` seconds on a file is killed and replaced; that one file is refused
+with the reason (a decoder crash costs one image, never the job).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 30.0  # seconds one file may take in a worker before the worker is killed and the file refused
+START_WAIT = 10.0  # seconds a check waits for the first worker to be ready before checking in its own thread
 MAX_RESTARTS = 8  # workers replaced after a crash or a timeout, per pool; then the download threads check alone
 _ROOT = Path(__file__).resolve().parents[1]
 _REFUSALS: dict[str, type[DownloadError]] = {
@@ -209,7 +211,7 @@ class CheckWorkers:
         self.owner = os.getpid()  # a forked child must not talk to its parent's workers
         self._lock = threading.Lock()
         self._workers: set[_Worker] = set()
-        self._ready = threading.Event()  # at least one worker has started
+        self._started = threading.Event()  # a worker is ready, or none is left to become ready
         self._restarts = 0
         self._closed = False
         for _ in range(count):
@@ -230,7 +232,7 @@ class CheckWorkers:
             self._workers.add(worker)
 
     def _became_ready(self) -> None:
-        self._ready.set()
+        self._started.set()
 
     def _lost(self, worker: _Worker) -> None:
         """Called by a worker's reader once the worker is gone: reap it and start another while restarts are left."""
@@ -244,11 +246,16 @@ class CheckWorkers:
         worker.stop()
         if replace:
             self._start()
+        elif not self.pids:
+            self._started.set()  # no worker will ever be ready: nobody waits for one
 
     def check(self, path: Path, options: DownloadOptions) -> ImageInfo | None:
         """Check ``path`` in a worker; None when no worker can be had (the caller then checks it itself)."""
-        if self._closed or not self._ready.is_set() or os.getpid() != self.owner:
+        if self._closed or os.getpid() != self.owner:
             return None
+        # Just started: wait for a worker (about 0.1 s) rather than import Pillow and NumPy here too, which would
+        # hold every download thread on Python's import lock.
+        self._started.wait(START_WAIT)
         request = json.dumps(request_of(path, options)).encode() + b"\n"
         for _attempt in range(MAX_RESTARTS + 2):
             with self._lock:
