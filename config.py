@@ -101,7 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPENVERSE_CLIENT_ID", None, str, "Openverse OAuth client id (from POST /v1/auth_tokens/register/). Unset: anonymous, at most 20 results a page and 20 pages."),
     Setting("OPENVERSE_CLIENT_SECRET", None, str, "Openverse OAuth client secret, used with OPENVERSE_CLIENT_ID."),
     Setting("WIKIMEDIA_URL", "https://commons.wikimedia.org", str, "Base URL of Wikimedia Commons (the `wikimedia` source: its Action API, no browser)."),
-    Setting("CONTACT_EMAIL", None, str, "Contact sent in the User-Agent of API requests, as Wikimedia's policy asks; the `wikimedia` source is not used without it."),
+    Setting("CONTACT_EMAIL", None, str, "Contact sent in the User-Agent of API requests and of image downloads, as Wikimedia's policy asks of every request to its servers; the `wikimedia` source is not used without it."),
     Setting("SAFE_SEARCH", True, _bool, "SafeSearch on the engines; set off to disable."),
     Setting("CHROME_BIN", "/usr/bin/chromium", str, "Chromium executable."),
     Setting("CHROMEDRIVER", "/usr/bin/chromedriver", str, "chromedriver executable (never downloaded at run time)."),

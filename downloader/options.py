@@ -23,6 +23,14 @@ def normalize_formats(formats: Iterable[str] | None) -> frozenset[str]:
     return chosen
 
 
+def user_agent(contact: str | None) -> str:
+    """The User-Agent of image downloads: with CONTACT_EMAIL in it when set, as Wikimedia's policy asks of every
+    request to its servers (upload.wikimedia.org included), not only of API calls."""
+    if not contact:
+        return DownloadOptions.user_agent
+    return f"Mozilla/5.0 (compatible; AdvancedImageDownloader/1.0; +{contact})"
+
+
 def check_workers(setting: int | str) -> int:
     """DOWNLOAD_CHECK_WORKERS as a number: ``auto`` is one per CPU, at most 4 (each takes about 45 MB)."""
     if setting == "auto":
@@ -58,7 +66,7 @@ class DownloadOptions:
     trusted_hosts: frozenset[str] = frozenset()
     # Seam for tests: host -> IP address strings. Default: the system resolver.
     resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False)
-    user_agent: str = "Mozilla/5.0 (compatible; AdvancedImageDownloader/1.0)"
+    user_agent: str = "Mozilla/5.0 (compatible; AdvancedImageDownloader/1.0)"  # see user_agent()
     thumbnails: int = 0  # the first this many images also get a small JPEG preview in out_dir/thumbnails
     check_workers: int = 0  # processes that decode and hash downloaded files; 0: the download threads do it
 
@@ -106,5 +114,6 @@ class DownloadOptions:
             min_height=int(min_height or 0),
             formats=normalize_formats(formats),
             check_workers=check_workers(config.get("DOWNLOAD_CHECK_WORKERS", "auto")),
+            user_agent=user_agent(config.get("CONTACT_EMAIL")),
         )
         return replace(options, **overrides) if overrides else options

@@ -279,3 +279,15 @@ def test_a_refused_connection_is_a_broken_link(image_server, tmp_path):
     result = download_images(Feed([url, image_server.url_for("beside")]), 2, tmp_path, DownloadOptions(**FAST))
     assert [image.image_url for image in result.images] == [image_server.url_for("beside")]
     assert [(f.url, f.reason, f.kind) for f in result.failures] == [(url, "could not connect", "broken")]
+
+
+@pytest.mark.parametrize(("contact", "words"),
+                         [("ops@example.com", "+ops@example.com)"), (None, "AdvancedImageDownloader/1.0)")])
+def test_image_downloads_carry_the_contact_when_there_is_one(image_server, tmp_path, contact, words):
+    image_server.clear_requests()
+    options = DownloadOptions.from_config({"CONTACT_EMAIL": contact}, allow_private=True, read_timeout=2.0)
+    result = download_images(Feed([f"{image_server.url}/img/ua-{bool(contact)}.jpg"]), 1, tmp_path, options)
+    assert len(result.images) == 1
+    agent = image_server.user_agent(f"/img/ua-{bool(contact)}.jpg")
+    assert agent is not None and agent.startswith("Mozilla/5.0 (compatible; AdvancedImageDownloader/1.0")
+    assert agent.endswith(words)
