@@ -65,6 +65,7 @@ def request_of(path: Path, options: DownloadOptions) -> dict[str, Any]:
 def answer_to(request: dict[str, Any]) -> dict[str, Any]:
     """Check one file (in a worker); every outcome, a bug included, is an answer."""
     from .validate import inspect  # Pillow and NumPy: this module leaves them out so that workers start sooner
+
     fields = {key: value for key, value in request.items() if key != "path"}
     try:
         info = inspect(Path(request["path"]), DownloadOptions(**{**fields, "formats": frozenset(fields["formats"])}))
@@ -82,6 +83,7 @@ def answer_to(request: dict[str, Any]) -> dict[str, Any]:
 def info_from(answer: dict[str, Any]) -> ImageInfo:
     """Turn a worker's answer back into the ImageInfo ``inspect`` returns, or raise its refusal."""
     from .validate import ImageInfo
+
     if "refused" in answer:
         refused = answer["refused"]
         raise _REFUSALS.get(refused["kind"], DownloadError)(refused["reason"])
@@ -96,6 +98,7 @@ def serve(requests: BinaryIO, answers: BinaryIO) -> None:
     Pillow and NumPy, which make a worker slow to start, are imported before it says it is ready.
     """
     from . import validate  # noqa: F401
+
     answers.write(b'{"ready": true}\n')
     answers.flush()
     for line in requests:
