@@ -95,7 +95,7 @@ def fetch(urls: Path, out_dir: Path, number: int | None, formats: str | None, mi
     from .checks import start_workers
 
     start_workers(options, want)  # they import Pillow and NumPy beside us, while we import the stage
-    from .stage import download_images  # Pillow, NumPy, urllib3, requests: not for `fetch --help`
+    from .stage import download_images  # urllib3 and the stage: not for `fetch --help`
 
     queue = iter(candidates)
 
