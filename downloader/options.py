@@ -32,7 +32,7 @@ def user_agent(contact: str | None) -> str:
 
 
 def check_workers(setting: int | str) -> int:
-    """DOWNLOAD_CHECK_WORKERS as a number: ``auto`` is one per CPU, at most 4 (each takes about 45 MB)."""
+    """DOWNLOAD_CHECK_WORKERS as a number: ``auto`` is one per CPU, at most 4 (34–38 MB each)."""
     if setting == "auto":
         return min(os.cpu_count() or 1, 4)
     return int(setting)
