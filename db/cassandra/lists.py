@@ -11,6 +11,7 @@ queued or running (TTL 0). The ``jobs_finished`` entry (id, zip name, times; not
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,10 +24,15 @@ DANGLING_AFTER = timedelta(hours=1)  # an index entry without a job row this old
 
 
 def ttl_left(retention_seconds: int, finished_at: datetime | None, now: datetime | None = None) -> int:
-    """Return the TTL for a job's personal data: none while it is not finished, else what is left of retention."""
+    """Return the TTL for a job's personal data: none while it is not finished, else what is left of retention.
+
+    The elapsed time is rounded up, so nothing outlives the retention: rounding down gave a cell written 0.9 s after
+    the finish a full second more. TTLs are whole seconds, so cells written at different moments still expire up
+    to a second apart, all within the retention.
+    """
     if finished_at is None:
         return 0
-    left = retention_seconds - int(((now or utc_now()) - finished_at).total_seconds())
+    left = retention_seconds - math.ceil(((now or utc_now()) - finished_at).total_seconds())
     return max(left, 1)
 
 

@@ -11,6 +11,7 @@ from cassandra import WriteTimeout, WriteType
 
 from db.base import DONE, ImageUrl, Job, StoreUnavailable
 from db.cassandra import CassandraStore, parse_replication, parse_url
+from db.cassandra.lists import ttl_left
 from scripts.cassandra_server import free_port
 
 RETENTION = 1800
@@ -94,10 +95,14 @@ def test_personal_data_is_gone_after_retention(cassandra_url):
         store.record_mail(job.id, DONE, sent=False)
         assert store.get_job(job.id).mail_pending == DONE
         deadline = time.monotonic() + 20
-        while store.get_job(job.id) is not None and time.monotonic() < deadline:
+        raw = "SELECT * FROM {ks}.jobs WHERE id = ?"
+        # Cells written at different moments (the finish, then the mail) expire up to a second apart: TTLs are whole
+        # seconds. Wait for the last of them, within the retention and the deadline.
+        while (store.get_job(job.id) is not None or store.run(raw, (job.id,)).one() is not None) and (
+                time.monotonic() < deadline):
             time.sleep(0.5)
         assert store.get_job(job.id) is None
-        assert store.run("SELECT * FROM {ks}.jobs WHERE id = ?", (job.id,)).one() is None
+        assert store.run(raw, (job.id,)).one() is None
         assert store.image_urls(job.id) == [] and store.events(job.id) == []
         assert job.id not in [j.id for j in store.jobs_with_pending_mail()]
         # The retention cleanup still finds the job (and its zip), without any personal data, and purges it.
@@ -107,6 +112,14 @@ def test_personal_data_is_gone_after_retention(cassandra_url):
         assert job.id not in [j.id for j in store.finished_before(_now(1))]
     finally:
         store.close()
+
+
+def test_nothing_written_after_the_finish_outlives_the_retention():
+    finished = datetime(2026, 12, 2, 12, 0, 0, tzinfo=UTC)
+    assert ttl_left(5, finished, now=finished + timedelta(seconds=0.9)) == 4  # expires at 4.9 s, not 5.9 s
+    assert ttl_left(5, finished, now=finished + timedelta(seconds=2)) == 3
+    assert ttl_left(5, finished, now=finished + timedelta(seconds=30)) == 1  # never 0: 0 means "no TTL"
+    assert ttl_left(5, None) == 0
 
 
 def test_parse_url():
