@@ -271,17 +271,13 @@ class CheckWorkers:
                 continue
             future, place = queued
             try:
-                answer = future.result(timeout=self.timeout * place)
-            except FutureTimeout:
-                worker.kill(f"took longer than {self.timeout:.0f} s to check")
                 try:
-                    answer = future.result(timeout=10)  # the reader fails it now: WorkerLost or _Resend
+                    answer = future.result(timeout=self.timeout * place)
                 except FutureTimeout:
-                    return None
-                except _Resend:
-                    continue
-                except WorkerLost as exc:
-                    raise InvalidImage(exc.reason) from exc
+                    worker.kill(f"took longer than {self.timeout:.0f} s to check")
+                    answer = future.result(timeout=10)  # the reader fails it now: WorkerLost or _Resend
+            except FutureTimeout:
+                return None
             except _Resend:
                 continue
             except WorkerLost as exc:
