@@ -10,5 +10,6 @@ pytest_plugins = [
     "tests.fixtures.apps",
     "tests.fixtures.processes",
     "tests.fixtures.redis",
+    "pytester",  # tests of the test plugins themselves
 ]
 
