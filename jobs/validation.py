@@ -17,8 +17,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from email_validator import EmailNotValidError, validate_email
-
 from downloader import LAYOUTS, SPLITS
 from downloader.options import FORMAT_NAMES as FORMATS
 from jobs import crawl_fields
@@ -180,6 +178,17 @@ def _whole_number(raw, label: str, errors: dict, name: str, low: int, high: int,
     return number
 
 
+def _normal_email(text: str) -> str | None:
+    """The address in its normal form, or None when it is not one. email_validator is imported here, on first use:
+    its patterns take about 25 ms to compile, and commands such as ``flask fetch`` never check an address."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(text, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
 def check(data, config: Mapping[str, Any], now: datetime) -> tuple[Submission | None, dict[str, str]]:
     """Validate ``data`` with the limits of the app's settings."""
     crawl = crawl_fields.limits(config) if _text(data, "mode").lower() == "crawl" else None
@@ -216,10 +225,11 @@ def validate_submission(data, *, now: datetime, max_images: int = 500, max_query
     if not email:
         errors["email"] = "email is required"
     else:
-        try:
-            email = validate_email(email, check_deliverability=False).normalized
-        except EmailNotValidError:
+        normal = _normal_email(email)
+        if normal is None:
             errors["email"] = "email is invalid"
+        else:
+            email = normal
 
     raw_count = data.get("images")
     count = _whole_number(raw_count, "number of images", errors, "images", 1, max_images, required=True)

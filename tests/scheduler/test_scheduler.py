@@ -11,7 +11,8 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_REMOVED, EVENT_JOB_SUB
 import jobs.runner
 from db import StoreUnavailable, get_store
 from db.base import Job
-from scheduler import JobScheduler, tasks
+from scheduler import tasks
+from scheduler.background import JobScheduler
 
 
 def test_a_run_that_ends_before_its_submission_is_reported_is_polled_again(make_app, monkeypatch):

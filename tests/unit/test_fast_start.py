@@ -1,4 +1,5 @@
-"""Commands import only what they use: `fetch` no browser, S3 or Cassandra driver; `--help` not even the decoders."""
+"""Commands import only what they use: `fetch` no browser, S3, Cassandra driver, scheduler or address checker;
+`--help` not even the decoders."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NEVER_FOR_FETCH = {"selenium", "boto3", "botocore", "cassandra"}
+NEVER_FOR_FETCH = {"selenium", "boto3", "botocore", "cassandra", "apscheduler", "email_validator"}
 
 
 def _imported(tmp_path: Path, *command: str) -> set[str]:
