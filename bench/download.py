@@ -16,7 +16,11 @@ In one run it prints:
    running (as in an app after its first job); beside the raw-fetch ceiling of the same server (the same URLs
    with urllib3 and 32 threads, bodies thrown away), with the peak resident memory of the stage (this process and
    its check workers), and of the whole ``flask fetch`` commands (their process tree);
-4. how long ``flask --app app fetch --help`` takes to start (best of 5).
+4. the floor the checks set: the CPU time of checking (decoding and hashing, ``downloader.validate.inspect``) the
+   2,000-URL list's good images once each, in one thread; with the CPU time the image server (on the same CPUs)
+   spent answering our run, the least wall time any run that checks them can take on this machine's CPUs,
+   beside what twice img2dataset's speed would need;
+5. how long ``flask --app app fetch --help`` takes to start (best of 5).
 
 ``--work DIR`` puts the runs' images under DIR (default: ``bench/.work`` in the checkout, as the app writes its
 jobs under ``instance/data`` in it; ``--work /tmp`` for the system's temporary folder). Creating files costs CPU
@@ -100,6 +104,11 @@ class Servers:
         self.child = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.child.stdout is not None
         self.urls = self.child.stdout.readline().split()
+
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the server process has spent so far."""
+        times = psutil.Process(self.child.pid).cpu_times()
+        return times.user + times.system
 
     def __enter__(self) -> Servers:
         return self
@@ -235,18 +244,57 @@ def peer_fetch(peer: Path, urls: list[str], work: Path) -> tuple[float, float, f
     return seconds, peak, cpu, len(images)
 
 
-def compare(label: str, urls: list[str], peer: Path | None) -> None:
+def compare(label: str, urls: list[str], peer: Path | None, server: Servers) -> tuple[float, float | None]:
+    """Print both whole commands' figures; return the image server's CPU seconds while ours ran, and
+    img2dataset's seconds (None without it)."""
+    peer_s = None
     with tempfile.TemporaryDirectory(prefix="bench-download-") as folder:
         work = Path(folder)
         raw_fetch(urls)  # warm-up: every image is in the server's memory
+        served = server.cpu()
         ours_s, ours_mb, ours_cpu, ours_n = ours_fetch(urls, work)
+        served = server.cpu() - served
         line = (f"{label}: flask fetch {ours_s:.2f} s ({ours_n} images, peak {ours_mb:.0f} MB, CPU {ours_cpu:.2f} s, "
-                f"{load()})")
+                f"the image server's CPU {served:.2f} s, {load()})")
         if peer is not None:
+            peer_served = server.cpu()
             peer_s, peer_mb, peer_cpu, peer_n = peer_fetch(peer, urls, work)
+            peer_served = server.cpu() - peer_served
             line += (f"; img2dataset {peer_s:.2f} s ({peer_n} images, peak {peer_mb:.0f} MB, CPU {peer_cpu:.2f} s, "
-                     f"{load()}); {peer_s / ours_s:.1f}x")
+                     f"the image server's CPU {peer_served:.2f} s, {load()}); {peer_s / ours_s:.1f}x")
         print(line, flush=True)
+    return served, peer_s
+
+
+def check_floor(cache: Path, count: int, served: float, peer_s: float | None) -> None:
+    """Print the CPU time the checks of ``count`` good images cost in one thread and, with the image server's CPU
+    time while it served our run (``served``), the least wall time a run that checks them can take here."""
+    from downloader.options import DownloadOptions as Options
+    from downloader.validate import inspect
+
+    options = Options.from_config({}, allow_private=True)
+    paths = [path for path in url_paths(count, 0.1) if path.startswith("/img/")]
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as folder:
+        files = []
+        for i, path in enumerate(paths):
+            key, rest = path.removeprefix("/img/").split(".", 1)
+            ext, kb = rest.split("?kb=")
+            files.append(Path(folder) / f"{i}.{ext}")
+            files[-1].write_bytes(cached_render(cache, key, ext, int(kb)))
+        cpu = {"jpg": 0.0, "png": 0.0}
+        for file in files:
+            started = time.process_time()
+            inspect(file, options)
+            cpu[file.suffix[1:]] += time.process_time() - started
+    total, cpus = sum(cpu.values()), os.cpu_count() or 1
+    jpegs = sum(1 for file in files if file.suffix == ".jpg")
+    line = (f"checks alone, the {len(files)} good images of the 2,000-URL list, one thread: CPU {total:.2f} s "
+            f"({1000 * cpu['jpg'] / max(1, jpegs):.2f} ms per JPEG, "
+            f"{1000 * cpu['png'] / max(1, len(files) - jpegs):.2f} ms per PNG); with the image server's "
+            f"{served:.2f} s, on {cpus} CPUs no run that checks them takes less than {(total + served) / cpus:.2f} s")
+    if peer_s is not None:
+        line += f"; twice img2dataset's speed would need {peer_s / 2:.2f} s in all"
+    print(line + f" ({load()})", flush=True)
 
 
 def stage_alone(server: Servers, count: int, label: str) -> None:
@@ -258,7 +306,7 @@ def stage_alone(server: Servers, count: int, label: str) -> None:
     candidates = [ListedURL(f"http://h{i % STAGE_HOSTS:02d}.bench:{port}{path}") for i, path in enumerate(paths)]
     queue = iter(candidates)
     options = DownloadOptions.from_config({}, allow_private=True, resolver=lambda host, port: ["127.0.0.1"],
-                                          deadline=600)  # the app's defaults: 32 threads, check workers
+                                          deadline=600)  # the app's defaults: 64 threads, check workers
     with tempfile.TemporaryDirectory(prefix="bench-stage-") as folder:
         # This process and the stage's check workers; not the image server, which is a child process too.
         memory = PeakRSS(exclude=frozenset({server.child.pid}))
@@ -316,13 +364,14 @@ def main() -> None:
     prerender(args.cache, 2000)
     print(f"images rendered or found in {args.cache} in {time.perf_counter() - started:.0f} s", flush=True)
     with Servers(args.cache) as one:
-        compare("500 URLs, one host, 10% broken, no latency", [one.urls[0] + p for p in url_paths(500, 0.1)], peer)
+        compare("500 URLs, one host, 10% broken, no latency", [one.urls[0] + p for p in url_paths(500, 0.1)], peer, one)
         stage_alone(one, 500, "the first in a new process (its check workers starting)")
         stage_alone(one, 500, "a later one (the check workers running, as in an app after its first job)")
     with Servers(args.cache, ports=16, latency=0.05, jitter=0.05) as many:
         paths = url_paths(2000, 0.1)
         urls = [many.urls[i % len(many.urls)] + path for i, path in enumerate(paths)]
-        compare("2,000 URLs, 16 hosts, 10% broken, 50 +- 50 ms", urls, peer)
+        served, peer_s = compare("2,000 URLs, 16 hosts, 10% broken, 50 +- 50 ms", urls, peer, many)
+    check_floor(args.cache, 2000, served, peer_s)
     start_time()
     print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
 
