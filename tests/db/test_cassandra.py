@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -64,12 +65,17 @@ def _run_job(store: CassandraStore, job: Job, finish: bool = True) -> None:
 @pytest.mark.cassandra
 def test_finish_sets_the_retention_ttl_on_personal_data(store):
     job = _job()
+    began = time.monotonic()
     _run_job(store, job)
     store.log_event(job.id, "mail sent")  # written after the finish: gets the remaining TTL
-    for name, ttl in _ttls(store, job.id).items():
-        assert ttl is not None and RETENTION - 2 <= ttl <= RETENTION, (name, ttl)
+    ttls = _ttls(store, job.id)
     rows = store.run("SELECT TTL(message) AS ttl FROM {ks}.events WHERE job_id = ?", (job.id,))
-    assert all(RETENTION - 2 <= r.ttl <= RETENTION for r in rows)
+    # A TTL counts down in whole seconds from the write: by now it is at most this much below the retention
+    # (two seconds were not always enough for a freshly started node under a loaded machine).
+    lowest = RETENTION - math.ceil(time.monotonic() - began) - 1
+    for name, ttl in ttls.items():
+        assert ttl is not None and lowest <= ttl <= RETENTION, (name, ttl, lowest)
+    assert all(lowest <= r.ttl <= RETENTION for r in rows), ([r.ttl for r in rows], lowest)
 
 
 @pytest.mark.cassandra
