@@ -64,7 +64,9 @@ class SQLiteStore(ConsentTables, Store):
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Every thread's connection, with the lock its thread holds while using it: close() takes each lock, so it
+        # never closes a connection in the middle of another thread's statement (that crashed the process).
+        self._connections: list[tuple[sqlite3.Connection, threading.RLock]] = []
         self._lock = threading.Lock()
 
     @classmethod
@@ -75,23 +77,26 @@ class SQLiteStore(ConsentTables, Store):
             path = path[1:]
         return cls(path or "aid.sqlite3")
 
-    def _connection(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
+    def _connection(self) -> tuple[sqlite3.Connection, threading.RLock]:
+        held = getattr(self._local, "held", None)
+        if held is None:
             conn = sqlite3.connect(self.path, timeout=15, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=15000")
-            self._local.conn = conn
+            held = (conn, threading.RLock())
+            self._local.held = held
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._connections.append(held)
+        return held
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         try:
-            yield self._connection()
+            conn, in_use = self._connection()
+            with in_use:
+                yield conn
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"SQLite: {exc}") from exc
         except sqlite3.Error as exc:
@@ -114,9 +119,12 @@ class SQLiteStore(ConsentTables, Store):
             conn.executescript(SCHEMA)
 
     def close(self) -> None:
+        """Close every thread's connection, each once its thread is done with it (a transaction open in another
+        thread commits or rolls back first); a thread's next use opens a new one."""
         with self._lock:
-            for conn in self._connections:
-                conn.close()
+            for conn, in_use in self._connections:
+                with in_use:
+                    conn.close()
             self._connections.clear()
         self._local = threading.local()
 
