@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.fixtures.cassandra import in_cassandra_group
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("nodeid", [
@@ -41,3 +45,27 @@ def test_a_test_that_needs_cassandra_outside_the_group_stops_the_collection(pyte
     result = pytester.runpytest_inprocess("--collect-only", "-p", "no:cacheprovider", "-p", "no:xdist")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*need Cassandra but their ids are outside the group*test_needs_the_node*"])
+
+
+def test_a_crashed_worker_does_not_hang_the_grouped_run(pytester, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("CRASH_MARK", str(pytester.path / "crashed-once"))
+    pytester.makeconftest('pytest_plugins = ["tests.fixtures.cassandra"]')
+    quick = "\n".join(f"def test_quick_{i}():\n    time.sleep(0.05)\n" for i in range(12))
+    pytester.makepyfile(test_crash=f"""
+import os
+import signal
+import time
+from pathlib import Path
+
+{quick}
+
+def test_crashes_its_worker_once():
+    mark = Path(os.environ["CRASH_MARK"])
+    if not mark.exists():
+        mark.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+""")
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider", timeout=120)
+    result.stdout.fnmatch_lines(["*crashed while running*test_crashes_its_worker_once*"])
+    assert result.parseoutcomes().get("passed", 0) >= 12
