@@ -24,7 +24,9 @@ from jobs.classes import distinct_queries
 from scraper.licences import FILTERS as LICENCES
 
 # A time picked "now" is a few seconds old when it arrives; within this it runs at once instead of being refused.
-PAST_GRACE = timedelta(seconds=60)
+# The form's time has minutes only: the minute a person picked as "now", or the one before it when the minute
+# turned while they were clicking, is not refused as past (a 60 s grace refused HH:MM sent at HH:MM+1:00.1).
+PAST_GRACE = timedelta(seconds=120)
 PAST_TIME = "the scheduled time is in the past"
 MAX_DIMENSION = 10000
 MAX_ZONE_LENGTH = 64  # the longest IANA name is about 30 characters

@@ -216,3 +216,14 @@ def test_max_schedule_days_is_a_setting(make_app):
     far = (datetime.now(UTC) + timedelta(days=45)).strftime("%Y-%m-%d")
     response = client.post("/api/jobs", json=with_(date=far))
     assert {"field": "date", "message": "the scheduled time must be within 40 days"} in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize(("clock", "accepted"), [("10:31", True), ("10:30", True), ("10:29", False)])
+def test_the_minute_picked_as_now_is_accepted_after_the_minute_turns(clock, accepted):
+    from jobs.validation import validate_submission
+
+    now = datetime(2026, 12, 2, 10, 31, 0, 500_000, tzinfo=UTC)  # half a second after 10:30 turned to 10:31
+    data = dict(VALID, date="2026-12-02", time=clock)
+    submission, errors = validate_submission(data, now=now)
+    expected = (True, {}) if accepted else (False, {"time": "the scheduled time is in the past"})
+    assert (submission is not None, errors) == expected
