@@ -23,9 +23,9 @@ from jobs import crawl_fields
 from jobs.classes import distinct_queries
 from scraper.licences import FILTERS as LICENCES
 
-# A time picked "now" is a few seconds old when it arrives; within this it runs at once instead of being refused.
-# The form's time has minutes only: the minute a person picked as "now", or the one before it when the minute
-# turned while they were clicking, is not refused as past (a 60 s grace refused HH:MM sent at HH:MM+1:00.1).
+# A time picked as "now" has minutes only and is a few seconds old when it arrives: the minute picked, or the one
+# before it when the minute turned while the person clicked, runs at once instead of being refused as past (a 60 s
+# grace refused HH:MM sent at HH:MM+1:00.1).
 PAST_GRACE = timedelta(seconds=120)
 PAST_TIME = "the scheduled time is in the past"
 MAX_DIMENSION = 10000
