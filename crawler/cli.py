@@ -36,10 +36,6 @@ def _patterns(values: tuple[str, ...], hint: str) -> tuple[re.Pattern[str], ...]
         raise click.BadParameter(f"not a regular expression: {exc}", param_hint=hint) from exc
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 class _Bar:
     """One line on stderr: rewritten in place on a terminal, a new line every few seconds otherwise."""
 
@@ -100,8 +96,10 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
         started = state.get_meta("start_url")
         if resume and started and started != start_url:
             raise click.UsageError(f"--resume: the crawl in {out_dir} started at {started}, not {start_url}")
-        # SIGTERM stops like Ctrl-C: workers end, browsers quit, the state stays resumable.
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        # SIGTERM and Ctrl-C stop the crawl: the workers finish their page and quit their browsers, the state stays
+        # resumable (Coordinator.interrupt; a second signal stops at once).
+        previous = {signum: signal.signal(signum, lambda *_: coordinator.interrupt())
+                    for signum in (signal.SIGTERM, signal.SIGINT)}
         try:
             summary = coordinator.run(state)
         except KeyboardInterrupt:
@@ -110,7 +108,8 @@ def crawl(start_url, out_dir, number, max_pages, depth, render, scope, include, 
                        err=True)
             sys.exit(130)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         bar.end()
     finally:
         state.close()
