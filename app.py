@@ -42,6 +42,16 @@ class _RedactSecretPaths(logging.Filter):
         return True
 
 
+class _RedactLimitKeys(logging.Filter):
+    """Keep client addresses out of Flask-Limiter's "limit exceeded" lines: its key is the client's IP address,
+    personal data that a log would keep past the retention."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) == 3 and "exceeded at endpoint" in str(record.msg):
+            record.args = (record.args[0], "[client]", record.args[2])
+        return True
+
+
 def _require_secret_key(config: dict[str, Any]) -> None:
     """Outside local development every process must sign with the same key: refuse to start without one."""
     if config.get("SECRET_KEY"):
@@ -71,6 +81,9 @@ def configure_logging(level: str) -> None:
     werkzeug = logging.getLogger("werkzeug")
     if not any(isinstance(f, _RedactSecretPaths) for f in werkzeug.filters):
         werkzeug.addFilter(_RedactSecretPaths())
+    limiter = logging.getLogger("flask-limiter")
+    if not any(isinstance(f, _RedactLimitKeys) for f in limiter.filters):
+        limiter.addFilter(_RedactLimitKeys())
 
 
 # The app's own commands, each imported only when it is asked for: `flask fetch` needs neither Selenium nor the jobs.

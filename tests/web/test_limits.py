@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -64,6 +65,17 @@ def test_each_client_address_has_its_own_count(limited_app):
         statuses = [client.post("/api/jobs", json=job(n), environ_base={"REMOTE_ADDR": address}).status_code
                     for n in range(6)]
         assert statuses == [201] * 5 + [429]
+
+
+def test_a_refusal_is_logged_without_the_client_address(limited_app, caplog):
+    client = limited_app.test_client()
+    with caplog.at_level(logging.INFO, logger="flask-limiter"):
+        statuses = [client.post("/api/jobs", json=job(n), environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code
+                    for n in range(6)]
+    assert statuses == [201] * 5 + [429]
+    lines = [r.getMessage() for r in caplog.records if r.name == "flask-limiter"]
+    assert any("exceeded at endpoint" in line and "[client]" in line for line in lines), lines
+    assert not any("198.51.100.7" in r.getMessage() for r in caplog.records)
 
 
 def test_x_forwarded_for_counts_only_behind_a_trusted_proxy(make_app):
