@@ -78,12 +78,10 @@ def configure_logging(level: str) -> None:
     root.setLevel(level.upper())
     for noisy in ("urllib3", "selenium", "apscheduler.executors", "cassandra"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    werkzeug = logging.getLogger("werkzeug")
-    if not any(isinstance(f, _RedactSecretPaths) for f in werkzeug.filters):
-        werkzeug.addFilter(_RedactSecretPaths())
-    limiter = logging.getLogger("flask-limiter")
-    if not any(isinstance(f, _RedactLimitKeys) for f in limiter.filters):
-        limiter.addFilter(_RedactLimitKeys())
+    for name, redact in (("werkzeug", _RedactSecretPaths), ("flask-limiter", _RedactLimitKeys)):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, redact) for f in logger.filters):
+            logger.addFilter(redact())
 
 
 # The app's own commands, each imported only when it is asked for: `flask fetch` needs neither Selenium nor the jobs.

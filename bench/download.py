@@ -269,18 +269,15 @@ def compare(label: str, urls: list[str], peer: Path | None, server: Servers) -> 
 def check_floor(cache: Path, count: int, served: float, peer_s: float | None) -> None:
     """Print the CPU time the checks of ``count`` good images cost in one thread and, with the image server's CPU
     time while it served our run (``served``), the least wall time a run that checks them can take here."""
-    from downloader.options import DownloadOptions as Options
     from downloader.validate import inspect
 
-    options = Options.from_config({}, allow_private=True)
-    paths = [path for path in url_paths(count, 0.1) if path.startswith("/img/")]
+    options = DownloadOptions.from_config({}, allow_private=True)
+    good = sum(1 for path in url_paths(count, 0.1) if path.startswith("/img/"))  # the list's first images, in order
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as folder:
         files = []
-        for i, path in enumerate(paths):
-            key, rest = path.removeprefix("/img/").split(".", 1)
-            ext, kb = rest.split("?kb=")
+        for i, (key, ext, kb) in enumerate(image_paths(count)[:good]):
             files.append(Path(folder) / f"{i}.{ext}")
-            files[-1].write_bytes(cached_render(cache, key, ext, int(kb)))
+            files[-1].write_bytes(cached_render(cache, key, ext, kb))
         cpu = {"jpg": 0.0, "png": 0.0}
         for file in files:
             started = time.process_time()
