@@ -108,10 +108,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("COLLECT_TIMEOUT_SECONDS", 120, int, "Deadline for collecting image URLs from all engines in one round."),
     # Downloads
     Setting("ALLOW_PRIVATE_URLS", False, _bool, "Allow image URLs that resolve to loopback, private, link-local or reserved addresses (tests only)."),
-    Setting("DOWNLOAD_THREADS", 64, int, "Concurrent image downloads of one job (the per-host limits below still apply)."),
+    Setting("DOWNLOAD_THREADS", 64, int, "Image downloads of one job in flight at once (one event loop runs them; the per-host limits below still apply)."),
     Setting("DOWNLOAD_PER_HOST", 4, int, "Concurrent downloads from one host to start with; the limit grows while the host answers quickly and halves on signs of overload."),
     Setting("DOWNLOAD_PER_HOST_MAX", 16, int, "The most concurrent downloads from one host the adaptive limit may reach (never below DOWNLOAD_PER_HOST)."),
-    Setting("DOWNLOAD_CHECK_WORKERS", "auto", _workers, "Processes that decode and hash downloaded images, so the download threads only fetch: a number, 0 (the download threads check, as for jobs of under 50 images), or auto (one per CPU, at most 4; 34–38 MB each after 100 checks here)."),
+    Setting("DOWNLOAD_CHECK_WORKERS", "auto", _workers, "Processes that decode and hash downloaded images, so the download loop only fetches: a number, 0 (threads of the job's process check, as for jobs of under 50 images), or auto (one per CPU, at most 4; 34–38 MB each after 100 checks here)."),
     Setting("DOWNLOAD_CONNECT_TIMEOUT", 5.0, float, "Seconds to connect to an image host."),
     Setting("DOWNLOAD_READ_TIMEOUT", 15.0, float, "Seconds to wait for each chunk of an image."),
     Setting("DOWNLOAD_DEADLINE_SECONDS", 300, int, "Deadline for the whole download stage of one job."),

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from downloader.errors import DownloadError
 from downloader.fetch import HOST_BUSY, retry_after
-from downloader.guard import Guard, check_url, guarded_pool_classes
+from downloader.guard import Guard, check_url
 
 from .manners import Manners, Stopped
 
@@ -25,6 +29,32 @@ BUSY_RETRIES = 3  # a page answered 429 or 503 is tried this many more times
 MAX_RETRY_WAIT = 120.0
 _REDIRECTS = {301, 302, 303, 307, 308}
 _TEXT_TYPES = ("text/html", "application/xhtml", "text/plain", "application/xml", "text/xml")
+
+
+class _GuardedConnection:
+    """Mixin for urllib3 connections: connect through the crawl's Guard instead of a fresh DNS lookup."""
+
+    guard: Guard
+    # Set by urllib3's HTTPConnection, which every class this mixin goes into derives from.
+    _dns_host: str
+    port: int
+    timeout: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        return self.guard.connect(self._dns_host, self.port, self.timeout, self.socket_options)
+
+
+def guarded_pool_classes(guard: Guard) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes (by scheme) whose every connection goes through ``guard``: a pool per host and port,
+    keyed by the host name (so TLS sends it as SNI and checks the certificate against it), each connection opened
+    to the checked address."""
+    conn = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), {"guard": guard})
+    tls = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"guard": guard})
+    return {
+        "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": conn}),
+        "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
+    }
 
 
 class GuardedAdapter(HTTPAdapter):

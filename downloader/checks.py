@@ -16,6 +16,7 @@ with the reason (a decoder crash costs one image, never the job).
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import base64
 import json
@@ -26,9 +27,8 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -180,7 +180,7 @@ class _Worker:
             try:
                 self.stdin.write(request)
                 self.stdin.flush()
-            except OSError:
+            except (OSError, ValueError):  # a broken pipe, or a stdin already closed (the pool is closing)
                 self.pending.pop()  # the reader sees the end of the pipe and retires the worker
                 return None
             return future, len(self.pending)
@@ -190,12 +190,17 @@ class _Worker:
         self.killed_because = reason
         self.process.kill()
 
+    def end_input(self) -> None:
+        """Close the worker's stdin: it ends once it has answered what it was sent."""
+        with self.lock:
+            try:
+                self.stdin.close()
+            except OSError:
+                pass
+
     def stop(self) -> None:
         """End the worker (close its stdin; kill it if it does not end within 5 s) and wait for it."""
-        try:
-            self.stdin.close()
-        except OSError:
-            pass
+        self.end_input()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -253,12 +258,17 @@ class CheckWorkers:
             self._started.set()  # no worker will ever be ready: nobody waits for one
 
     def check(self, path: Path, options: DownloadOptions) -> ImageInfo | None:
+        """``check_async`` for a caller with no event loop of its own (it runs one for this file)."""
+        return asyncio.run(self.check_async(path, options))
+
+    async def check_async(self, path: Path, options: DownloadOptions) -> ImageInfo | None:
         """Check ``path`` in a worker; None when no worker can be had (the caller then checks it itself)."""
         if self._closed or os.getpid() != self.owner:
             return None
-        # Just started: wait for a worker (about 0.1 s) rather than import Pillow and NumPy here too, which would
-        # hold every download thread on Python's import lock.
-        self._started.wait(START_WAIT)
+        if not self._started.is_set():
+            # Just started: wait for a worker (about 0.1 s) rather than import Pillow and NumPy here too, which would
+            # hold every other thread of this process on Python's import lock.
+            await asyncio.get_running_loop().run_in_executor(None, self._started.wait, START_WAIT)
         request = json.dumps(request_of(path, options)).encode() + b"\n"
         for _attempt in range(MAX_RESTARTS + 2):
             with self._lock:
@@ -272,11 +282,11 @@ class CheckWorkers:
             future, place = queued
             try:
                 try:
-                    answer = future.result(timeout=self.timeout * place)
-                except FutureTimeout:
+                    answer = await _awaitable(future, self.timeout * place)
+                except TimeoutError:
                     worker.kill(f"took longer than {self.timeout:.0f} s to check")
-                    answer = future.result(timeout=10)  # the reader fails it now: WorkerLost or _Resend
-            except FutureTimeout:
+                    answer = await _awaitable(future, 10)  # the reader fails it now: WorkerLost or _Resend
+            except TimeoutError:
                 return None
             except _Resend:
                 continue
@@ -287,12 +297,46 @@ class CheckWorkers:
         return None
 
     def close(self) -> None:
-        """Stop every worker and wait for them."""
+        """Stop every worker and wait for them (all are told first, so that they end together)."""
         self._closed = True
         with self._lock:
             workers = list(self._workers)
         for worker in workers:
+            worker.end_input()
+        for worker in workers:
             worker.stop()
+
+
+def _awaitable(future: Future[dict[str, Any]], timeout: float) -> asyncio.Future[dict[str, Any]]:
+    """An asyncio future that takes ``future``'s outcome when the worker's reader sets it, or TimeoutError after
+    ``timeout`` seconds. Its timeout or cancellation (the stage's end) leaves ``future`` alone, for the reader."""
+    loop = asyncio.get_running_loop()
+    mirror: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+    def expire() -> None:
+        if not mirror.done():
+            mirror.set_exception(TimeoutError())
+
+    timer = loop.call_later(timeout, expire)
+    mirror.add_done_callback(lambda _mirror: timer.cancel())
+
+    def copy(source: Future[dict[str, Any]]) -> None:
+        if mirror.done():
+            return
+        error = source.exception()
+        if error is not None:
+            mirror.set_exception(error)
+        else:
+            mirror.set_result(source.result())
+
+    def handover(source: Future[dict[str, Any]]) -> None:
+        try:
+            loop.call_soon_threadsafe(copy, source)
+        except RuntimeError:  # the stage's loop is closed: nobody waits for this answer any more
+            pass
+
+    future.add_done_callback(handover)
+    return mirror
 
 
 _shared: CheckWorkers | None = None
@@ -322,19 +366,25 @@ def start_workers(options: DownloadOptions, want: int) -> CheckWorkers | None:
     return shared_workers(options.check_workers) if options.check_workers and want >= CHECK_WORKERS_FROM else None
 
 
-def checker(options: DownloadOptions, want: int) -> Callable[[Path], ImageInfo]:
-    """Return how one stage checks a file: in a worker process when it has them, else in the calling thread."""
+def check_here(path: Path, options: DownloadOptions) -> ImageInfo:
+    """Check ``path`` in the calling thread (a few at once in a process)."""
+    from .validate import inspect  # Pillow and NumPy: imported here only if this process checks a file
+
+    with _IN_THREAD:
+        return inspect(path, options)
+
+
+def checker(options: DownloadOptions, want: int) -> Callable[[Path, Executor], Awaitable[ImageInfo]]:
+    """Return how one stage checks a file, from its event loop: in a worker process when it has them, else in a
+    thread of the executor it is given."""
     workers = start_workers(options, want)
 
-    def check(path: Path) -> ImageInfo:
+    async def check(path: Path, threads: Executor) -> ImageInfo:
         if workers is not None:
-            info = workers.check(path, options)
+            info = await workers.check_async(path, options)
             if info is not None:
                 return info
-        from .validate import inspect  # Pillow and NumPy: imported here only if this process checks a file
-
-        with _IN_THREAD:
-            return inspect(path, options)
+        return await asyncio.get_running_loop().run_in_executor(threads, check_here, path, options)
 
     return check
 

@@ -1,4 +1,5 @@
-"""Fetch one image URL to a file with urllib3: redirects re-checked, back-off by cause, a size cap while streaming.
+"""Fetch one image URL to a file (asyncio, ``client``): redirects re-checked, back-off by cause, a size cap while
+streaming.
 
 Back-off by cause: a 429 or 503, or a 5xx with ``Retry-After``, speaks for the whole host, which is held for as
 long as it asked (or an exponential back-off) before this URL is tried again; a 500, 502 or 504 is that file's
@@ -8,40 +9,31 @@ problem and is retried once after a short pause, other hosts' and this host's ot
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import logging
 import random
-import threading
 import time
 from collections.abc import Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from urllib3 import BaseHTTPResponse, PoolManager, Timeout
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
-
-from .errors import FetchError, NotForAI, Stopped, TooLarge
+from .client import Client, ConnectionTrouble, Response
+from .errors import FetchError, NotForAI, TooLarge
 from .guard import check_url
 from .hosts import Hosts
 from .options import DownloadOptions
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
+CHUNK = 64 * 1024  # the most read from a connection at once
 _REDIRECTS = {301, 302, 303, 307, 308}
 _ACCEPT = "image/webp,image/png,image/jpeg,image/gif,image/*;q=0.8"
 _DRAIN_BYTES = 64 * 1024  # an unwanted body up to this size is read to the end, so its connection is reused
-_CONNECTION_TROUBLE = (NewConnectionError, ConnectTimeoutError, ReadTimeoutError, ProtocolError, SSLError)
 HOST_BUSY = frozenset({429, 503})  # the host asks every client to slow down
 RETRY_ONCE = frozenset({500, 502, 504})  # this URL failed on the server; one more try may work
 OVERLOAD = frozenset({429, 502, 503, 504})  # answers that lower the host's limit
@@ -66,7 +58,7 @@ def host_key(url: str) -> str:
 
 
 class _Answer(Protocol):
-    """An HTTP answer with headers: a urllib3 response (here) or a requests one (the crawler's pages)."""
+    """An HTTP answer with headers: a ``client.Response`` (here) or a requests one (the crawler's pages)."""
 
     @property
     def headers(self) -> Mapping[str, str]: ...
@@ -106,81 +98,44 @@ def ai_refusal(values: list[str], token: str = ROBOTS_TOKEN) -> str | None:
     return None
 
 
-def _robots_tags(response: BaseHTTPResponse) -> list[str]:
-    return list(response.headers.getlist("X-Robots-Tag"))  # each header line on its own
-
-
-def _describe(exc: HTTPError) -> str:
-    """Say in plain words why a request or its body failed."""
-    text = str(exc)
-    if isinstance(exc, NewConnectionError):  # urllib3 derives it from ConnectTimeoutError: test it first
-        return "could not connect"
-    if isinstance(exc, ConnectTimeoutError):
-        return "timed out connecting"
-    if isinstance(exc, ReadTimeoutError) or "timed out" in text.lower():
-        return "timed out waiting for data"
-    if "IncompleteRead" in text:
-        return "truncated: the connection closed before the whole body arrived"
-    if "reset" in text.lower():
-        return "the connection was reset mid-download"
-    if isinstance(exc, ProtocolError | SSLError):
-        return "could not connect"
-    return f"request failed ({type(exc).__name__})"
-
-
-def _discard(response: BaseHTTPResponse) -> None:
-    """Be done with an answer whose body is not wanted: a short one is read so its connection is reused."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) <= _DRAIN_BYTES:
-        response.drain_conn()  # swallows its own errors; the pool replaces a broken connection
-    else:
-        response.close()
-    response.release_conn()
-
-
 class Fetcher:
-    """Fetch URLs through one shared, guarded urllib3 pool manager; one per stage, used from many threads."""
+    """Fetch URLs through one stage's guarded client; its coroutines run on the stage's event loop.
 
-    def __init__(
-        self,
-        pool: PoolManager,
-        options: DownloadOptions,
-        stop: threading.Event,
-        deadline_at: float,
-        hosts: Hosts,
-    ) -> None:
-        self.pool = pool
+    A stage that ends cancels them: there is no stop flag to poll.
+    """
+
+    def __init__(self, client: Client, options: DownloadOptions, deadline_at: float, hosts: Hosts) -> None:
+        self.client = client
         self.options = options
-        self.stop = stop
         self.deadline_at = deadline_at
         self.hosts = hosts
-        self.headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT, "Accept-Encoding": "gzip, deflate"}
-        self.timeout = Timeout(connect=options.connect_timeout, read=options.read_timeout)
+        self.headers = {"User-Agent": options.user_agent, "Accept": _ACCEPT}
 
-    def fetch(self, url: str, out: BinaryIO, referer: str | None = None) -> Fetched:
+    async def fetch(self, url: str, out: BinaryIO, referer: str | None = None) -> Fetched:
         """Stream ``url`` into ``out``; raise a DownloadError saying why when that fails."""
         current = url
         for _hop in range(self.options.max_redirects + 1):
             check_url(current)
-            response = self._get(current, referer)
+            response = await self._get(current, referer)
             try:
                 status = response.status
-                if status in _REDIRECTS and response.headers.get("Location"):
-                    current = urljoin(current, response.headers["Location"])
+                location = response.headers.get("Location")
+                if status in _REDIRECTS and location:
+                    await response.discard(_DRAIN_BYTES)
+                    current = urljoin(current, location)
                     continue
                 if status != 200:
+                    await response.discard(_DRAIN_BYTES)
                     raise FetchError(f"HTTP {status}")
-                if self.options.respect_noai and (directive := ai_refusal(_robots_tags(response))):
+                if self.options.respect_noai and (directive := ai_refusal(response.headers.getlist("X-Robots-Tag"))):
+                    await response.discard(_DRAIN_BYTES)
                     raise NotForAI(f"the site asks that this image not be used for AI (X-Robots-Tag: {directive})")
-                fetched = self._stream(response, current, out)
-                response.release_conn()  # read to the end: the connection goes back to the pool
-                return fetched
+                return await self._stream(response, current, out)
             finally:
-                if response.connection is not None:  # not read to the end: a redirect, a refusal or a failure
-                    _discard(response)
+                response.close()  # a no-op once the body was read or discarded
         raise FetchError(f"more than {self.options.max_redirects} redirects")
 
-    def _get(self, url: str, referer: str | None) -> BaseHTTPResponse:
+    async def _get(self, url: str, referer: str | None) -> Response:
         """GET ``url`` (headers only), backing off by cause; return an answer under 400 or raise why not."""
         options = self.options
         host = host_key(url)
@@ -188,33 +143,20 @@ class Fetcher:
         waits = 0  # times the host asked us to wait
         retried = False  # the one retry of a 500, 502 or 504 is used
         for _attempt in range(options.retries + 3):
-            if self.stop.is_set():
-                raise Stopped("the download stage ended")
             started = time.monotonic()
             try:
-                response = self.pool.urlopen(
-                    "GET",
-                    url,
-                    headers=headers,
-                    redirect=False,
-                    retries=False,
-                    preload_content=False,
-                    timeout=self.timeout,
-                )
-            except HTTPError as exc:
-                if self.stop.is_set():
-                    raise Stopped("the download stage ended") from exc
-                if isinstance(exc, _CONNECTION_TROUBLE):
-                    self.hosts.overloaded(host)
-                raise FetchError(_describe(exc)) from exc
+                response = await self.client.get(url, headers, options.connect_timeout, options.read_timeout)
+            except ConnectionTrouble:
+                self.hosts.overloaded(host)
+                raise
             status = response.status
             if status < 400:
                 self.hosts.answered(host, time.monotonic() - started)
                 return response
-            _discard(response)
+            await response.discard(_DRAIN_BYTES)
             if status in OVERLOAD:
                 self.hosts.overloaded(host)
-            asked = bool(response.headers.get("Retry-After", "").strip())
+            asked = bool((response.headers.get("Retry-After") or "").strip())
             if status in HOST_BUSY or (asked and status >= 500):
                 if waits == options.retries:
                     raise FetchError(f"HTTP {status}, still after {waits + 1} attempts")
@@ -232,31 +174,24 @@ class Fetcher:
                 raise FetchError(f"HTTP {status}, still after 2 attempts")
             else:
                 raise FetchError(f"HTTP {status}")
-            if self.stop.wait(wait):
-                raise Stopped("the download stage ended")
+            await asyncio.sleep(wait)
         raise FetchError("the server kept asking to try again")
 
-    def _stream(self, response: BaseHTTPResponse, url: str, out: BinaryIO) -> Fetched:
+    async def _stream(self, response: Response, url: str, out: BinaryIO) -> Fetched:
         limit = self.options.max_bytes
-        declared = response.headers.get("Content-Length", "")
+        declared = response.headers.get("Content-Length") or ""
         if declared.isdigit() and int(declared) > limit:
             raise TooLarge(f"larger than the {limit // (1024 * 1024)} MB limit ({int(declared):,} bytes announced)")
         digest = hashlib.sha256()
         size = 0
         started = time.monotonic()
-        try:
-            for chunk in response.stream(CHUNK, decode_content=True):
+        async with aclosing(response.chunks(CHUNK)) as body:
+            async for chunk in body:
                 size += len(chunk)
                 if size > limit:
                     raise TooLarge(f"larger than the {limit // (1024 * 1024)} MB limit")
-                if self.stop.is_set():
-                    raise Stopped("the download stage ended")
                 if time.monotonic() - started > self.options.image_time_limit:
                     raise FetchError(f"still arriving after {self.options.image_time_limit:.0f} s")
                 digest.update(chunk)
                 out.write(chunk)
-        except HTTPError as exc:  # urllib3 wraps socket errors, the guard's shutdown at the end of the stage too
-            if self.stop.is_set():
-                raise Stopped("the download stage ended") from exc
-            raise FetchError(_describe(exc)) from exc
         return Fetched(url, size, digest.hexdigest())

@@ -15,13 +15,7 @@ import socket
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import urlsplit
-
-import certifi
-from urllib3 import PoolManager
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from .errors import BlockedURL, DownloadError, FetchError, Stopped
 
@@ -99,6 +93,13 @@ class Guard:
             raise type(answer)(answer.reason)
         return answer
 
+    def known(self, host: str, port: int) -> list[str] | None:
+        """The checked addresses of ``host`` if it was resolved in this stage (None if not yet); raise its refusal."""
+        answer = self._checked.get((host.lower(), port))
+        if isinstance(answer, DownloadError):
+            raise type(answer)(answer.reason)
+        return answer
+
     def _resolve(self, host: str, port: int) -> list[str]:
         try:
             found = self.resolver(host, port)
@@ -148,41 +149,3 @@ class Guard:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-
-class _GuardedConnection:
-    """Mixin for urllib3 connections: connect through the stage's Guard instead of a fresh DNS lookup."""
-
-    guard: Guard
-    # Set by urllib3's HTTPConnection, which every class this mixin goes into derives from.
-    _dns_host: str
-    port: int
-    timeout: Any
-    socket_options: Any
-
-    def _new_conn(self) -> socket.socket:
-        return self.guard.connect(self._dns_host, self.port, self.timeout, self.socket_options)
-
-
-def guarded_pool_classes(guard: Guard) -> dict[str, type[HTTPConnectionPool]]:
-    """urllib3 pool classes (by scheme) whose every connection goes through ``guard``."""
-    conn = type("GuardedHTTPConnection", (_GuardedConnection, HTTPConnection), {"guard": guard})
-    tls = type("GuardedHTTPSConnection", (_GuardedConnection, HTTPSConnection), {"guard": guard})
-    return {
-        "http": type("GuardedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": conn}),
-        "https": type("GuardedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
-    }
-
-
-class GuardedPoolManager(PoolManager):
-    """A urllib3 pool manager whose every connection goes through ``guard``; one is shared by a stage's threads.
-
-    A pool per host and port (keyed by the host name, so TLS sends it as SNI and checks the certificate against it),
-    each connection opened to the checked address. No environment proxy is ever used, and urllib3 retries and
-    redirects are the caller's to do (each redirect target is a new request through this same guard).
-    """
-
-    def __init__(self, guard: Guard, maxsize: int, num_pools: int = 100, ca_certs: str | None = None) -> None:
-        ca_certs = ca_certs or certifi.where()  # the roots requests uses; tests pass their own
-        super().__init__(num_pools=num_pools, maxsize=maxsize, retries=False, ca_certs=ca_certs)
-        self.pool_classes_by_scheme = guarded_pool_classes(guard)

@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import queue
 import re
 import shutil
-import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .candidates import CandidateLike
 from .checks import checker
+from .client import Client
 from .duplicates import Copy, Duplicates
 from .errors import DownloadError
+from .eventloop import EventLoopThread
 from .fetch import Fetched, Fetcher, host_key
-from .guard import Guard, GuardedPoolManager, check_url
+from .guard import Guard, check_url
 from .hosts import Hosts
 from .options import DownloadOptions
 from .records import DownloadResult, Failure, ImageRecord
@@ -35,6 +38,7 @@ THUMBNAILS_DIR = "thumbnails"  # previews of the first images (options.thumbnail
 MAX_CANDIDATES_PER_IMAGE = 10  # a collector that only yields junk is not asked for ever
 RANK_GRACE_SECONDS = 5.0  # once N images are in, how long better-ranked downloads in flight may still take
 _PARTS_DIR = ".parts"
+PART_BUFFER = 512 * 1024  # bytes of a download kept in memory before they are written: most images in one write
 _OURS = re.compile(r"^\d{4,}\.(jpg|png|webp|gif)$")
 _LABELS = {  # failure kind -> words in the shortfall sentence
     "broken": "broken links",
@@ -75,13 +79,17 @@ class _Done:
         return Copy(self.task.index, self.task.url, self.fetched.sha256, self.info.phash, area)
 
 
-def _work(task: _Task, fetcher: Fetcher, parts: Path, check: Callable[[Path], ImageInfo]) -> _Done:
-    """Download and check one candidate (in a worker thread); failures come back as data."""
+async def _work(
+    task: _Task, fetcher: Fetcher, parts: Path, check: Callable[[Path, Executor], Awaitable[ImageInfo]],
+    checking: Executor,
+) -> _Done:
+    """Download one candidate and check it, on the stage's event loop (the check itself runs in a worker process,
+    or in a ``checking`` thread); failures come back as data."""
     done = _Done(task, parts / f"{task.index}.part")
     try:
-        with done.part.open("wb") as out:
-            done.fetched = fetcher.fetch(task.url, out, referer=task.candidate.page_url)
-        done.info = check(done.part)
+        with open(done.part, "wb", buffering=PART_BUFFER) as out:
+            done.fetched = await fetcher.fetch(task.url, out, referer=task.candidate.page_url)
+        done.info = await check(done.part, checking)
     except DownloadError as exc:
         done.error = exc
     except Exception as exc:  # a bug must cost one image, not the whole job
@@ -113,7 +121,8 @@ class _Stage:
         self.result = DownloadResult(want=want)
         self.deadline_at = time.monotonic() + options.deadline
         self.pending: deque[_Task] = deque()
-        self.in_flight: dict[Future[_Done], _Task] = {}
+        self.in_flight: dict[int, _Task] = {}  # rank -> the task being downloaded or checked
+        self.finished: queue.SimpleQueue[_Done] = queue.SimpleQueue()  # filled from the event loop's thread
         self.busy: Counter[str] = Counter()
         self.hosts = Hosts(options.per_host, options.per_host_max)
         self.seen_urls: set[str] = set()
@@ -122,7 +131,7 @@ class _Stage:
         self.duplicates = Duplicates(options.near_distance)
         self.kept: dict[int, _Done] = {}  # rank -> the checked download, for every copy the duplicates keep
         self.reported = -1
-        self.check = checker(options, want)  # in a check worker process, or in the download thread
+        self.check = checker(options, want)  # in a check worker process, or in a thread of this process
 
     # -- candidates ---------------------------------------------------------------------------------------------
 
@@ -157,13 +166,14 @@ class _Stage:
 
     # -- scheduling ---------------------------------------------------------------------------------------------
 
-    def dispatch(self, pool: ThreadPoolExecutor, fetcher: Fetcher, parts: Path) -> None:
+    def dispatch(self, runner: EventLoopThread, fetcher: Fetcher, parts: Path, checking: Executor) -> None:
         remaining = self.want - len(self.kept)
         # Enough in flight to cover the failures we expect, not so many that we fetch far more than asked.
         limit = min(self.options.threads, max(4, 2 * remaining))
         now = time.monotonic()
         skipped: deque[_Task] = deque()
         full: set[str] = set()  # hosts seen busy or held in this pass: their other tasks need no second look
+        started: list[_Task] = []
         while self.pending and len(self.in_flight) < limit:
             task = self.pending.popleft()
             if task.host in full or not self.hosts.ready(task.host, self.busy[task.host], now):
@@ -171,8 +181,11 @@ class _Stage:
                 skipped.append(task)
                 continue
             self.busy[task.host] += 1
-            self.in_flight[pool.submit(_work, task, fetcher, parts, self.check)] = task
+            self.in_flight[task.index] = task
+            started.append(task)
         self.pending.extendleft(reversed(skipped))  # skipped ones keep their place in the queue
+        if started:  # one wake-up of the loop for the whole batch
+            runner.start([_work(task, fetcher, parts, self.check, checking) for task in started], self.finished.put)
 
     def receive(self, done: _Done) -> None:
         """Take one finished download: list its failure, or keep it unless a better copy is already kept."""
@@ -205,21 +218,22 @@ class _Stage:
         parts.mkdir(exist_ok=True)
         options = self.options
         guard = Guard(options.allow_private, options.trusted_hosts, options.resolver)
-        connections = GuardedPoolManager(guard, maxsize=options.per_host_max)
-        stop = threading.Event()
-        fetcher = Fetcher(connections, options, stop, self.deadline_at, self.hosts)
-        pool = ThreadPoolExecutor(max_workers=options.threads, thread_name_prefix="download")
+        resolving = ThreadPoolExecutor(max_workers=4, thread_name_prefix="resolve")  # the guard's DNS lookups
+        client = Client(guard, max_idle=options.per_host_max, resolving=resolving)
+        fetcher = Fetcher(client, options, self.deadline_at, self.hosts)
+        # Threads that check files themselves: in a stage without check workers, or while none can be had.
+        checking = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="check")
+        runner = EventLoopThread("download-loop")
         started = time.monotonic()
         try:
             try:
                 self.report()
                 self.ask(math.ceil(1.5 * self.want) + 10)
-                self.loop(pool, fetcher, parts)
+                self.loop(runner, fetcher, parts, checking)
             finally:
-                stop.set()
-                guard.abort()  # wakes workers blocked on a socket, so none outlives the stage by more than a moment
-                pool.shutdown(wait=False, cancel_futures=True)
-                connections.clear()
+                runner.close(before=client.close)  # cancels every fetch and drops its connection at once
+                checking.shutdown(wait=False, cancel_futures=True)
+                resolving.shutdown(wait=False, cancel_futures=True)
             if self.result.stopped:
                 reason = "not finished before the deadline" if self.result.stopped == "deadline" else "stopped early"
                 for task in self.in_flight.values():
@@ -239,7 +253,7 @@ class _Stage:
         )
         return self.result
 
-    def loop(self, pool: ThreadPoolExecutor, fetcher: Fetcher, parts: Path) -> None:
+    def loop(self, runner: EventLoopThread, fetcher: Fetcher, parts: Path, checking: Executor) -> None:
         grace_until = None
         while True:
             now = time.monotonic()
@@ -258,7 +272,7 @@ class _Stage:
                     self.result.stopped = "deadline"
                     return
                 remaining = self.want - len(self.kept)
-                self.dispatch(pool, fetcher, parts)
+                self.dispatch(runner, fetcher, parts, checking)
                 if not self.exhausted and len(self.pending) + len(self.in_flight) < 1.5 * remaining + 5:
                     self.ask(max(10, math.ceil(1.5 * remaining) + 10 - len(self.pending) - len(self.in_flight)))
                     continue
@@ -267,13 +281,17 @@ class _Stage:
                         return
                     time.sleep(min(0.05, max(0.0, self.deadline_at - now)))  # every pending host asked us to wait
                     continue
-            finished, _ = wait(
-                list(self.in_flight), timeout=min(0.25, max(0.0, self.deadline_at - now)), return_when=FIRST_COMPLETED
-            )
-            for future in finished:
-                task = self.in_flight.pop(future)
+            try:
+                first = self.finished.get(timeout=min(0.25, max(0.0, self.deadline_at - now)))
+            except queue.Empty:
+                continue
+            batch = [first]
+            while not self.finished.empty():
+                batch.append(self.finished.get_nowait())
+            for done in batch:
+                task = self.in_flight.pop(done.task.index)
                 self.busy[task.host] -= 1
-                self.receive(future.result())
+                self.receive(done)
             self.report()
 
     def finish(self, images: Path) -> None:

@@ -5,6 +5,7 @@ Every test here starts real `python -m downloader.checks` processes and stops th
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import signal
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -193,8 +195,9 @@ def test_small_stages_check_in_their_own_threads(tmp_path):
     path = tmp_path / "a.part"
     path.write_bytes(FILES["jpeg"])
     before = set(_children())
-    assert checker(DownloadOptions(check_workers=2), want=49)(path).format == "jpeg"
-    assert checker(DownloadOptions(check_workers=0), want=500)(path).format == "jpeg"
+    with ThreadPoolExecutor(1) as threads:
+        for options, want in ((DownloadOptions(check_workers=2), 49), (DownloadOptions(check_workers=0), 500)):
+            assert asyncio.run(checker(options, want)(path, threads)).format == "jpeg"
     assert set(_children()) == before
 
 

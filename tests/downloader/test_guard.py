@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from urllib3.exceptions import SSLError
 
 from downloader.errors import BlockedURL, FetchError
-from downloader.guard import Guard, GuardedPoolManager, address_problem, check_url
+from downloader.guard import Guard, address_problem, check_url
 from downloader.options import DownloadOptions
 from downloader.stage import download_images
 from scraper.candidate import Candidate
@@ -190,8 +189,13 @@ def tls_server(tmp_path):
     thread.join(timeout=10)
 
 
-def test_https_goes_to_the_checked_address_with_the_host_name_for_sni_and_the_certificate(tls_server):
-    """secure.test exists only in our resolver: the TLS connection went to its checked address, named secure.test."""
+def test_the_crawlers_https_goes_to_the_checked_address_with_the_host_name_for_sni_and_the_certificate(tls_server):
+    """secure.test exists only in our resolver: the TLS connection went to its checked address, named secure.test.
+    (The download stage's client has the same test in test_client.py.)"""
+    import requests
+
+    from crawler.pages import GuardedAdapter
+
     port, cert_file, seen = tls_server
     lookups = []
 
@@ -199,16 +203,16 @@ def test_https_goes_to_the_checked_address_with_the_host_name_for_sni_and_the_ce
         lookups.append(host)
         return ["127.0.0.1"]
 
-    guard = Guard(False, frozenset({"secure.test", "other.test"}), resolver)
-    pool = GuardedPoolManager(guard, maxsize=2, ca_certs=str(cert_file))
+    session = requests.Session()
+    session.mount("https://", GuardedAdapter(Guard(False, frozenset({"secure.test", "other.test"}), resolver), 2))
     try:
         for _ in range(2):
-            response = pool.urlopen("GET", f"https://secure.test:{port}/x", retries=False)
-            assert (response.status, response.data) == (200, b"hello")
+            response = session.get(f"https://secure.test:{port}/x", verify=str(cert_file), timeout=10)
+            assert (response.status_code, response.content) == (200, b"hello")
         assert lookups == ["secure.test"]  # once, though two requests were made
         assert seen["sni"] == ["secure.test"] and seen["host"] == [f"secure.test:{port}"] * 2
         # The certificate is checked against the URL's host name, not the address connected to.
-        with pytest.raises(SSLError, match="other.test"):
-            pool.urlopen("GET", f"https://other.test:{port}/x", retries=False)
+        with pytest.raises(requests.exceptions.SSLError, match="other.test"):
+            session.get(f"https://other.test:{port}/x", verify=str(cert_file), timeout=10)
     finally:
-        pool.clear()
+        session.close()

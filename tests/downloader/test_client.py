@@ -1,0 +1,269 @@
+"""The asyncio HTTP client against real servers on 127.0.0.1 that answer in exactly the bytes each test writes."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from downloader.client import Client, ConnectionTrouble, Headers, request_target
+from downloader.errors import FetchError, TooLarge
+from downloader.fetch import Fetcher
+from downloader.guard import Guard
+from downloader.hosts import Hosts
+from downloader.options import DownloadOptions
+from tests.downloader.test_guard import tls_server  # noqa: F401  (a fixture)
+
+Answer = Callable[[socket.socket, str], bool]  # (connection, request target) -> keep the connection open?
+
+
+def _send(body: bytes, headers: str = "", status: str = "200 OK") -> Answer:
+    def answer(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body)
+        return "Connection: close" not in headers
+
+    return answer
+
+
+class Scripted:
+    """A TCP server: each request's target picks its answer; it counts connections and requests."""
+
+    def __init__(self, answers: dict[str, Answer]) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.requests: list[str] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.accepter = threading.Thread(target=self._accept, daemon=True)
+        self.accepter.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(10)
+        with conn:
+            reader = conn.makefile("rb")
+            while not self.stopping.is_set():
+                try:
+                    line = reader.readline()
+                except OSError:
+                    return
+                if not line:
+                    return
+                while reader.readline() not in (b"\r\n", b""):
+                    pass
+                target = line.split()[1].decode()
+                self.requests.append(target)
+                if not self.answers[target.split("?")[0]](conn, target):
+                    return
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.sock.close()
+        self.accepter.join(timeout=10)
+        for thread in self.threads:
+            thread.join(timeout=10)
+
+
+@contextmanager
+def scripted(answers: dict[str, Answer]) -> Iterator[Scripted]:
+    server = Scripted(answers)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _client(resolver=None, trusted: frozenset[str] = frozenset(), **kwargs) -> Client:
+    return Client(Guard(True, trusted, resolver), max_idle=4, **kwargs)
+
+
+async def _get_body(client: Client, url: str, read_timeout: float = 5.0) -> tuple[int, bytes]:
+    response = await client.get(url, {"User-Agent": "test"}, 5.0, read_timeout)
+    body = b"".join([piece async for piece in response.chunks(64 * 1024)])
+    return response.status, body
+
+
+def _run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_bodies_by_length_chunked_and_to_the_end_of_the_connection_and_gzip_decoded():
+    def chunked(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n")
+        return True
+
+    def to_the_end(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nuntil the end")
+        return False
+
+    packed = gzip.compress(b"x" * 300_000)
+    answers = {"/length": _send(b"exactly"), "/chunked": chunked, "/end": to_the_end,
+               "/gzip": _send(packed, "Content-Encoding: gzip\r\n")}
+
+    async def main(server: Scripted) -> list[tuple[int, bytes]]:
+        client = _client()
+        try:
+            return [await _get_body(client, server.url + path) for path in ("/length", "/chunked", "/end", "/gzip")]
+        finally:
+            client.close()
+
+    with scripted(answers) as server:
+        got = _run(main(server))
+    assert got[:3] == [(200, b"exactly"), (200, b"hello world"), (200, b"until the end")]
+    assert got[3] == (200, b"x" * 300_000)
+
+
+def test_keep_alive_reuses_one_connection_and_a_connection_closed_while_idle_is_retried_on_a_new_one():
+    def once(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce")
+        return False  # closed without saying so: the client finds out on its next request
+
+    async def main(server: Scripted) -> list[tuple[int, bytes]]:
+        client = _client()
+        try:
+            got = [await _get_body(client, f"{server.url}/same?{i}") for i in range(5)]
+            got.append(await _get_body(client, f"{server.url}/once"))
+            await asyncio.sleep(0.2)  # the close reaches the idle connection
+            got.append(await _get_body(client, f"{server.url}/same?again"))
+            return got
+        finally:
+            client.close()
+
+    with scripted({"/same": _send(b"same"), "/once": once}) as server:
+        got = _run(main(server))
+        connections, requests = server.connections, list(server.requests)
+    assert got == [(200, b"same")] * 5 + [(200, b"once"), (200, b"same")]
+    assert connections == 2  # one for the first six answers, a new one after the server closed it
+    assert requests[-1] == "/same?again" and requests.count("/same?again") == 1
+
+
+def test_a_request_the_server_closes_on_unanswered_is_sent_again_once_on_a_new_connection():
+    calls = []
+
+    def closes_first(conn: socket.socket, target: str) -> bool:
+        calls.append(target)
+        if len(calls) == 1:
+            return False  # read the request, then closed: the race of an idle timeout on the server
+        return _send(b"second")(conn, target)
+
+    async def main(server: Scripted) -> list[tuple[int, bytes]]:
+        client = _client()
+        try:
+            return [await _get_body(client, f"{server.url}/same"), await _get_body(client, f"{server.url}/race")]
+        finally:
+            client.close()
+
+    with scripted({"/same": _send(b"same"), "/race": closes_first}) as server:
+        assert _run(main(server)) == [(200, b"same"), (200, b"second")]
+        assert server.connections == 2 and calls == ["/race", "/race"]
+
+
+def test_a_read_that_waits_too_long_fails_as_a_timeout_and_headers_have_a_size_limit():
+    def stall(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+        time.sleep(3)
+        return False
+
+    def huge_headers(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\n" + b"X-Filler: " + b"a" * 70_000 + b"\r\n\r\n")
+        return False
+
+    async def main(server: Scripted) -> list[str]:
+        client = _client()
+        reasons = []
+        try:
+            for path in ("/stall", "/huge"):
+                started = time.monotonic()
+                with pytest.raises(FetchError) as caught:
+                    await _get_body(client, server.url + path, read_timeout=0.5)
+                reasons.append(caught.value.reason)
+                assert time.monotonic() - started < 2.5  # the watch looks every 0.25 s; the server stalls for 3
+            return reasons
+        finally:
+            client.close()
+
+    with scripted({"/stall": stall, "/huge": huge_headers}) as server:
+        reasons = _run(main(server))
+    assert reasons == ["timed out waiting for data", "the answer's headers are over 64 KB"]
+
+
+def test_a_refused_port_is_connection_trouble():
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:
+        port = placeholder.getsockname()[1]
+    client = _client()
+    with pytest.raises(ConnectionTrouble, match="could not connect"):
+        _run(_get_body(client, f"http://127.0.0.1:{port}/x"))
+
+
+def test_https_goes_to_the_checked_address_with_the_host_name_for_sni_and_the_certificate(tls_server):  # noqa: F811
+    port, cert_file, seen = tls_server
+    lookups = []
+
+    def resolver(host, port):
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    async def main() -> list[tuple[int, bytes]]:
+        client = Client(Guard(False, frozenset({"secure.test", "other.test"}), resolver), max_idle=2,
+                        ca_certs=str(cert_file))
+        try:
+            got = [await _get_body(client, f"https://secure.test:{port}/x") for _ in range(2)]
+            # The certificate is checked against the URL's host name, not the address connected to.
+            with pytest.raises(ConnectionTrouble, match="could not connect securely.*other.test"):
+                await _get_body(client, f"https://other.test:{port}/x")
+            return got
+        finally:
+            client.close()
+
+    assert _run(main()) == [(200, b"hello")] * 2
+    assert lookups == ["secure.test", "other.test"]  # each host once, though secure.test was asked twice
+    assert seen["sni"] == ["secure.test", "other.test"] and seen["host"] == [f"secure.test:{port}"] * 2
+
+
+def test_a_small_gzip_that_inflates_past_the_size_limit_is_refused():
+    bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))  # about 8 KB on the wire
+
+    async def main(server: Scripted) -> None:
+        client = _client()
+        options = DownloadOptions(allow_private=True, max_bytes=1024 * 1024)
+        fetcher = Fetcher(client, options, time.monotonic() + 60, Hosts(1, 1))
+        try:
+            with open("/dev/null", "wb") as out:
+                await fetcher.fetch(f"{server.url}/bomb", out)
+        finally:
+            client.close()
+
+    with scripted({"/bomb": _send(bomb, "Content-Encoding: gzip\r\n")}) as server:
+        with pytest.raises(TooLarge, match="1 MB limit"):
+            _run(main(server))
+
+
+def test_headers_and_request_targets():
+    headers = Headers([("X-Robots-Tag", "noai"), ("content-length", "5"), ("x-robots-tag", "noimageai")])
+    assert headers["Content-Length"] == "5" and headers.get("X-ROBOTS-TAG") == "noai"
+    assert headers.getlist("x-robots-tag") == ["noai", "noimageai"] and headers.get("missing") is None
+    assert request_target("", "") == "/"
+    assert request_target("/a b/é.jpg", "q=1&r=%20") == "/a%20b/%C3%A9.jpg?q=1&r=%20"
