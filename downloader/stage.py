@@ -38,7 +38,6 @@ THUMBNAILS_DIR = "thumbnails"  # previews of the first images (options.thumbnail
 MAX_CANDIDATES_PER_IMAGE = 10  # a collector that only yields junk is not asked for ever
 RANK_GRACE_SECONDS = 5.0  # once N images are in, how long better-ranked downloads in flight may still take
 _PARTS_DIR = ".parts"
-PART_BUFFER = 512 * 1024  # bytes of a download kept in memory before they are written: most images in one write
 _OURS = re.compile(r"^\d{4,}\.(jpg|png|webp|gif)$")
 _LABELS = {  # failure kind -> words in the shortfall sentence
     "broken": "broken links",
@@ -87,7 +86,7 @@ async def _work(
     or in a ``checking`` thread); failures come back as data."""
     done = _Done(task, parts / f"{task.index}.part")
     try:
-        with open(done.part, "wb", buffering=PART_BUFFER) as out:
+        with done.part.open("wb") as out:
             done.fetched = await fetcher.fetch(task.url, out, referer=task.candidate.page_url)
         done.info = await check(done.part, checking)
     except DownloadError as exc:
