@@ -19,6 +19,7 @@ import asyncio
 import ssl
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import aclosing
@@ -31,6 +32,7 @@ from .errors import FetchError
 from .guard import Guard
 
 HEAD_LIMIT = 64 * 1024  # bytes of status line and headers; also the stream's buffer limit
+MAX_IDLE_TOTAL = 100  # idle connections kept over all hosts; past it, those of the host used longest ago close
 WATCH_EVERY = 0.25  # seconds between two looks for reads waiting past their deadline
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAFE_IN_TARGET = "/?#[]@!$&'()*+,;=:%~-._"  # kept as they are in the request target; anything else is quoted
@@ -261,7 +263,9 @@ class Client:
         self.max_idle = max_idle
         self.resolving = resolving  # where the guard's blocking DNS lookups run (None: the loop's default)
         self.ca_certs = ca_certs or certifi.where()  # the roots requests uses; tests pass their own
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        # Idle connections by host, the host used longest ago first.
+        self._idle: OrderedDict[tuple[str, str, int], list[_Connection]] = OrderedDict()
+        self._idle_count = 0
         self._open: set[_Connection] = set()
         self._tls: ssl.SSLContext | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -354,6 +358,7 @@ class Client:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
+            self._idle_count -= 1
             if connection.usable():
                 return connection
             self._forget(connection)
@@ -361,10 +366,19 @@ class Client:
 
     def _put_back(self, connection: _Connection) -> None:
         idle = self._idle.setdefault(connection.key, [])
-        if len(idle) < self.max_idle and connection.usable():
-            idle.append(connection)
-        else:
+        self._idle.move_to_end(connection.key)
+        if len(idle) >= self.max_idle or not connection.usable():
             self._forget(connection)
+            return
+        idle.append(connection)
+        self._idle_count += 1
+        while self._idle_count > MAX_IDLE_TOTAL:  # many hosts: close those of the host used longest ago
+            oldest_key, oldest = next(iter(self._idle.items()))
+            if not oldest:
+                del self._idle[oldest_key]
+                continue
+            self._forget(oldest.pop(0))
+            self._idle_count -= 1
 
     def _forget(self, connection: _Connection) -> None:
         connection.abort()
@@ -402,6 +416,7 @@ class Client:
             connection.abort()
         self._open.clear()
         self._idle.clear()
+        self._idle_count = 0
 
 
 class _Closed(Exception):

@@ -210,6 +210,29 @@ def test_a_read_that_waits_too_long_fails_as_a_timeout_and_headers_have_a_size_l
     assert reasons == ["timed out waiting for data", "the answer's headers are over 64 KB"]
 
 
+def test_idle_connections_are_bounded_over_all_hosts(monkeypatch):
+    import downloader.client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_IDLE_TOTAL", 3)
+    names = [f"h{i}.test" for i in range(6)]
+
+    async def main(server: Scripted) -> list[int]:
+        client = Client(Guard(False, frozenset(names), lambda host, port: ["127.0.0.1"]), max_idle=4)
+        counts = []
+        try:
+            for name in names:
+                await _get_body(client, f"http://{name}:{server.port}/same")
+                counts.append(sum(len(idle) for idle in client._idle.values()))
+            await _get_body(client, f"http://{names[-1]}:{server.port}/same")  # the newest host's one is kept
+            return counts
+        finally:
+            client.close()
+
+    with scripted({"/same": _send(b"same")}) as server:
+        assert _run(main(server)) == [1, 2, 3, 3, 3, 3]
+        assert server.connections == 6
+
+
 def test_a_refused_port_is_connection_trouble():
     with socket.create_server(("127.0.0.1", 0)) as placeholder:
         port = placeholder.getsockname()[1]
