@@ -393,6 +393,10 @@ def _main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes our stdin
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Every answer is written and flushed, and a worker holds nothing else: skip the interpreter's teardown (about
+    # 0.1 s with Pillow and NumPy loaded), which the parent would otherwise wait for at its own exit.
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":
