@@ -289,15 +289,17 @@ class Client:
                   read_timeout: float) -> Response:
         """Send ``GET url`` and read the answer's headers; the body is the Response's to read."""
         parts = urlsplit(url)
-        host = parts.hostname or ""
         try:
             port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        except ValueError:
-            raise FetchError("the URL's port is not a number") from None
-        key = (parts.scheme, host.lower(), port)
+            host = (parts.hostname or "").encode("idna").decode("ascii")  # an international name in its ASCII form
+        except ValueError:  # UnicodeError is one
+            raise FetchError("the URL's host or port is not valid") from None
+        key = (parts.scheme, host, port)
         if self._watch is None:
             self._watch = asyncio.get_running_loop().create_task(self._watch_reads())
-        lines = [f"GET {request_target(parts.path, parts.query)} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}"]
+        named = f"[{host}]" if ":" in host else host
+        host_header = named if parts.port is None else f"{named}:{parts.port}"
+        lines = [f"GET {request_target(parts.path, parts.query)} HTTP/1.1", f"Host: {host_header}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
         for attempt in range(2):

@@ -38,6 +38,7 @@ class Scripted:
         self.answers = answers
         self.connections = 0
         self.requests: list[str] = []
+        self.hosts: list[str] = []  # the Host header of each request
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -71,8 +72,10 @@ class Scripted:
                     return
                 if not line:
                     return
-                while reader.readline() not in (b"\r\n", b""):
-                    pass
+                while (header := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = header.decode("latin-1").partition(":")
+                    if name.lower() == "host":
+                        self.hosts.append(value.strip())
                 target = line.split()[1].decode()
                 self.requests.append(target)
                 if not self.answers[target.split("?")[0]](conn, target):
@@ -231,6 +234,26 @@ def test_idle_connections_are_bounded_over_all_hosts(monkeypatch):
     with scripted({"/same": _send(b"same")}) as server:
         assert _run(main(server)) == [1, 2, 3, 3, 3, 3]
         assert server.connections == 6
+
+
+def test_an_international_host_name_is_sent_and_resolved_in_its_ascii_form():
+    seen = []
+
+    async def main(server: Scripted) -> tuple[int, bytes]:
+        def resolver(host: str, port: int) -> list[str]:
+            seen.append(host)
+            return ["127.0.0.1"]
+
+        client = Client(Guard(False, frozenset({"xn--bcher-kva.test"}), resolver), max_idle=1)
+        try:
+            return await _get_body(client, f"http://Bücher.test:{server.port}/same")
+        finally:
+            client.close()
+
+    with scripted({"/same": _send(b"ok")}) as server:
+        assert _run(main(server)) == (200, b"ok")
+        assert server.hosts == [f"xn--bcher-kva.test:{server.port}"]
+    assert seen == ["xn--bcher-kva.test"]
 
 
 def test_a_refused_port_is_connection_trouble():
