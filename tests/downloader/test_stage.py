@@ -181,9 +181,10 @@ def test_nothing_hangs_past_the_deadline(image_server, tmp_path):
     assert "deadline" in result.shortfall_reason
     unfinished = [failure for failure in result.failures if failure.kind == "unfinished"]
     assert len(unfinished) == 4 and all("deadline" in failure.reason for failure in unfinished)
-    for worker in [t for t in threading.enumerate() if t.name.startswith("download")]:
-        worker.join(timeout=30)  # the guard shut their sockets: they end without waiting for the server
-        assert not worker.is_alive()
+    # The stage's event loop thread, and its lookup and check threads, end without waiting for the server.
+    for worker in [t for t in threading.enumerate() if t.name.startswith(("download", "resolve", "check_"))]:
+        worker.join(timeout=30)
+        assert not worker.is_alive(), worker.name
 
 
 def test_should_stop_ends_the_stage(image_server, tmp_path):
