@@ -26,6 +26,7 @@ import signal
 import subprocess
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
@@ -307,10 +308,51 @@ class CheckWorkers:
             worker.stop()
 
 
+class _Inbox:
+    """The answers the workers' reader threads hand to one event loop: one wake-up of the loop takes all that
+    arrived meanwhile, rather than one wake-up (a write to its self-pipe, a hand-over of the GIL) per answer."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = weakref.ref(loop)  # not a strong one: the inbox must not keep its loop (its key) alive
+        self.answers: deque[tuple[asyncio.Future[dict[str, Any]], Future[dict[str, Any]]]] = deque()
+        self.scheduled = False
+
+    def put(self, mirror: asyncio.Future[dict[str, Any]], source: Future[dict[str, Any]]) -> None:
+        """From a reader thread: queue ``source``'s outcome for ``mirror``; wake the loop unless a wake-up is due."""
+        self.answers.append((mirror, source))
+        if not self.scheduled:
+            self.scheduled = True
+            loop = self.loop()
+            try:
+                if loop is None:
+                    raise RuntimeError("the loop is gone")
+                loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the stage's loop is closed: nobody waits for these answers any more
+                self.answers.clear()
+
+    def _deliver(self) -> None:
+        self.scheduled = False  # first: an answer queued from now on schedules another delivery
+        while self.answers:
+            mirror, source = self.answers.popleft()
+            if mirror.done():  # timed out, or its stage ended
+                continue
+            error = source.exception()
+            if error is not None:
+                mirror.set_exception(error)
+            else:
+                mirror.set_result(source.result())
+
+
+_inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Inbox] = weakref.WeakKeyDictionary()
+
+
 def _awaitable(future: Future[dict[str, Any]], timeout: float) -> asyncio.Future[dict[str, Any]]:
     """An asyncio future that takes ``future``'s outcome when the worker's reader sets it, or TimeoutError after
     ``timeout`` seconds. Its timeout or cancellation (the stage's end) leaves ``future`` alone, for the reader."""
     loop = asyncio.get_running_loop()
+    inbox = _inboxes.get(loop)
+    if inbox is None:
+        inbox = _inboxes[loop] = _Inbox(loop)
     mirror: asyncio.Future[dict[str, Any]] = loop.create_future()
 
     def expire() -> None:
@@ -319,23 +361,7 @@ def _awaitable(future: Future[dict[str, Any]], timeout: float) -> asyncio.Future
 
     timer = loop.call_later(timeout, expire)
     mirror.add_done_callback(lambda _mirror: timer.cancel())
-
-    def copy(source: Future[dict[str, Any]]) -> None:
-        if mirror.done():
-            return
-        error = source.exception()
-        if error is not None:
-            mirror.set_exception(error)
-        else:
-            mirror.set_result(source.result())
-
-    def handover(source: Future[dict[str, Any]]) -> None:
-        try:
-            loop.call_soon_threadsafe(copy, source)
-        except RuntimeError:  # the stage's loop is closed: nobody waits for this answer any more
-            pass
-
-    future.add_done_callback(handover)
+    future.add_done_callback(lambda source: inbox.put(mirror, source))
     return mirror
 
 

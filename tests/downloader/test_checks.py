@@ -234,3 +234,34 @@ def test_a_stage_with_workers_keeps_the_same_images_as_one_without(image_server,
 def test_the_setting(setting, expected):
     assert check_workers(setting) == expected
     assert DownloadOptions.from_config({"DOWNLOAD_CHECK_WORKERS": setting}).check_workers == expected
+
+
+def test_answers_that_arrive_together_reach_the_loop_in_one_wake_up():
+    from concurrent.futures import Future
+
+    from downloader.checks import _awaitable
+
+    async def main() -> tuple[list, int]:
+        loop = asyncio.get_running_loop()
+        wakeups = []
+        real = loop.call_soon_threadsafe
+        loop.call_soon_threadsafe = lambda *args: (wakeups.append(args), real(*args))[1]
+        sources = [Future() for _ in range(5)]
+        mirrors = [_awaitable(source, timeout=30) for source in sources]
+        # Answered from another thread while the loop is busy (here: blocked in time.sleep) ...
+        answering = threading.Thread(target=lambda: [source.set_result({"n": n}) for n, source in enumerate(sources)])
+        answering.start()
+        answering.join()
+        time.sleep(0.1)
+        # ... and one stays unanswered until after: its own wake-up.
+        late = Future()
+        late_mirror = _awaitable(late, timeout=30)
+        got = await asyncio.gather(*mirrors)
+        threading.Thread(target=lambda: late.set_exception(InvalidImage("late"))).start()
+        with pytest.raises(InvalidImage, match="late"):
+            await late_mirror
+        return got, len(wakeups)
+
+    got, wakeups = asyncio.run(main())
+    assert got == [{"n": n} for n in range(5)]
+    assert wakeups == 2  # one for the five together, one for the late one
