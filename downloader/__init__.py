@@ -31,7 +31,6 @@ Errors: one URL's problem is never raised; it becomes a Failure whose reason com
      +-- BlockedURL               not http(s), or the host resolves to a non-public address
      +-- FetchError               HTTP error status, timeout, reset, truncation, too many redirects
      |    +-- TooLarge            over MAX_IMAGE_BYTES
-     |    +-- Stopped             the stage ended while the URL was in flight
      +-- InvalidImage             HTML, empty, truncated or damaged, a decompression bomb
           +-- TooSmall            under the minimum width or height
           +-- UnwantedFormat      a format the user did not ask for
@@ -50,7 +49,6 @@ from .errors import (
     FetchError,
     InvalidImage,
     NotForAI,
-    Stopped,
     TooLarge,
     TooSmall,
     UnwantedFormat,
@@ -90,7 +88,6 @@ __all__ = [
     "InvalidImage",
     "ListedURL",
     "NotForAI",
-    "Stopped",
     "TooLarge",
     "TooSmall",
     "UnwantedFormat",

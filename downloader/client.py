@@ -130,7 +130,6 @@ class Response:
         self._chunked = chunked
         if not chunked and self._remaining is None:
             self._keep = False  # the body ends when the connection does
-        self.finished = False
 
     async def _read(self, size: int) -> bytes:
         assert self._connection is not None
@@ -188,7 +187,6 @@ class Response:
         except BaseException:
             self.close()
             raise
-        self.finished = True
         self._release()
 
     def chunks(self, size: int) -> AsyncGenerator[bytes, None]:

@@ -31,12 +31,6 @@ class TooLarge(FetchError):
     kind = "too_large"
 
 
-class Stopped(FetchError):
-    """The stage ended (deadline, cancel, or enough images) while this URL was in flight."""
-
-    kind = "unfinished"
-
-
 class NotForAI(DownloadError):
     """The site asks, with ``X-Robots-Tag: noai`` or ``noimageai``, that the image not be used for AI."""
 

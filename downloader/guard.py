@@ -13,11 +13,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
-import weakref
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from .errors import BlockedURL, DownloadError, FetchError, Stopped
+from .errors import BlockedURL, DownloadError, FetchError
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -60,15 +59,13 @@ def check_url(url: str) -> None:
 
 
 class Guard:
-    """Resolve, check and connect for one download stage; ``abort()`` breaks every open connection."""
+    """Resolve and check each host once for one download stage or crawl, and connect to the checked addresses."""
 
     def __init__(self, allow_private: bool, trusted_hosts: frozenset[str] = frozenset(), resolver=None) -> None:
         self.allow_private = allow_private
         self.trusted_hosts = frozenset(host.lower() for host in trusted_hosts)
         self.resolver: Resolver = resolver or system_resolver
-        self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._lock = threading.Lock()
-        self._aborted = False
         self._checked: dict[tuple[str, int], list[str] | DownloadError] = {}  # the answer for each host, once
         self._resolving: dict[tuple[str, int], threading.Lock] = {}
 
@@ -121,11 +118,6 @@ class Guard:
         for ip in self.addresses(host, port):
             version = ipaddress.ip_address(ip.split("%", 1)[0]).version
             sock = socket.socket(socket.AF_INET6 if version == 6 else socket.AF_INET, socket.SOCK_STREAM)
-            with self._lock:
-                if self._aborted:
-                    sock.close()
-                    raise Stopped("the download stage ended")
-                self._sockets.add(sock)
             try:
                 for level, name, value in socket_options or ():
                     sock.setsockopt(level, name, value)
@@ -138,14 +130,3 @@ class Guard:
                 sock.close()
         assert error is not None
         raise error
-
-    def abort(self) -> None:
-        """Refuse new connections and shut down open ones, waking any thread blocked reading them."""
-        with self._lock:
-            self._aborted = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
