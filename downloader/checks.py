@@ -1,15 +1,15 @@
-"""Check downloaded files in worker processes, so that decoding never competes for the download threads' GIL.
+"""Check downloaded files in worker processes, so that decoding never competes with the download loop for the GIL.
 
-Decoding and hashing cost about 2-3 ms of CPU per image, the fetch about 1 ms. In one process, many download threads
-that also decode spend much of their time handing the interpreter lock to one another; here the download threads
-only fetch, and each file is checked (``validate.inspect``: the real format, a whole decode, the perceptual hash) by
+Decoding and hashing cost about 2-3 ms of CPU per image, the fetch well under 1 ms. Decoding beside the fetches in
+one process costs them the interpreter lock (the stage once lost about 1.7 ms of CPU per image to 32 download threads
+handing it to one another); here the stage's event loop only fetches, and each file is checked (``validate.inspect``: the real format, a whole decode, the perceptual hash) by
 one of a few long-lived child processes, one file at a time each.
 
 A worker is ``python -m downloader.checks``: it reads one request a line on stdin (JSON: the file's path and the
 filters) and writes one answer a line on stdout; it ends when its stdin closes, so it never outlives its parent.
 The first checks wait for a worker to be ready (about 0.1 s: Pillow and NumPy are imported);
-whenever no worker can be had, the calling thread checks the file itself, with the same code and the same answer.
-Requests queue in a worker's pipe, so it never waits idle while a download thread waits for the GIL. A worker that
+whenever no worker can be had, a thread of the stage checks the file itself, with the same code and the same answer.
+Requests queue in a worker's pipe, so it never waits idle while the loop is busy. A worker that
 dies or takes longer than ``CHECK_TIMEOUT`` seconds on a file is killed and replaced; that one file is refused
 with the reason (a decoder crash costs one image, never the job).
 """
@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 30.0  # seconds one file may take in a worker before the worker is killed and the file refused
 START_WAIT = 10.0  # seconds a check waits for the first worker to be ready before checking in its own thread
-MAX_RESTARTS = 8  # workers replaced after a crash or a timeout, per pool; then the download threads check alone
+MAX_RESTARTS = 8  # workers replaced after a crash or a timeout, per pool; then the stage's threads check alone
 _ROOT = Path(__file__).resolve().parents[1]
 _REFUSALS: dict[str, type[DownloadError]] = {
     cls.__name__: cls for cls in (DownloadError, InvalidImage, TooSmall, UnwantedFormat)
@@ -383,7 +383,7 @@ def shared_workers(count: int) -> CheckWorkers:
         return _shared
 
 
-CHECK_WORKERS_FROM = 50  # smaller stages check in their download threads: starting workers would cost more
+CHECK_WORKERS_FROM = 50  # smaller stages check in threads of their own: starting workers would cost more
 _IN_THREAD = threading.BoundedSemaphore(os.cpu_count() or 1)  # more decodes at once only fight over the GIL
 
 

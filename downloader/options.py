@@ -68,7 +68,7 @@ class DownloadOptions:
     resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False)
     user_agent: str = "Mozilla/5.0 (compatible; AdvancedImageDownloader/1.0)"  # see user_agent()
     thumbnails: int = 0  # the first this many images also get a small JPEG preview in out_dir/thumbnails
-    check_workers: int = 0  # processes that decode and hash downloaded files; 0: the download threads do it
+    check_workers: int = 0  # processes that decode and hash downloaded files; 0: threads of the stage do it
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.per_host < 1:
