@@ -2,8 +2,9 @@
 
 Decoding and hashing cost about 2-3 ms of CPU per image, the fetch well under 1 ms. Decoding beside the fetches in
 one process costs them the interpreter lock (the stage once lost about 1.7 ms of CPU per image to 32 download threads
-handing it to one another); here the stage's event loop only fetches, and each file is checked (``validate.inspect``: the real format, a whole decode, the perceptual hash) by
-one of a few long-lived child processes, one file at a time each.
+handing it to one another); here the stage's event loop only fetches, and each file is checked
+(``validate.inspect``: the real format, a whole decode, the perceptual hash) by one of a few long-lived child
+processes, one file at a time each.
 
 A worker is ``python -m downloader.checks``: it reads one request a line on stdin (JSON: the file's path and the
 filters) and writes one answer a line on stdout; it ends when its stdin closes, so it never outlives its parent.
