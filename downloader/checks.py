@@ -32,13 +32,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import DownloadError, InvalidImage, TooSmall, UnwantedFormat
 from .options import DownloadOptions
-
-if TYPE_CHECKING:
-    from .validate import ImageInfo
+from .records import ImageInfo
 
 logger = logging.getLogger(__name__)
 
@@ -84,8 +82,6 @@ def answer_to(request: dict[str, Any]) -> dict[str, Any]:
 
 def info_from(answer: dict[str, Any]) -> ImageInfo:
     """Turn a worker's answer back into the ImageInfo ``inspect`` returns, or raise its refusal."""
-    from .validate import ImageInfo
-
     if "refused" in answer:
         refused = answer["refused"]
         raise _REFUSALS.get(refused["kind"], DownloadError)(refused["reason"])

@@ -5,6 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a checked file's bytes really are (``validate.inspect`` finds it out; here, away from Pillow and NumPy,
+    so that a process whose files are checked by workers never imports them)."""
+
+    format: str  # jpeg, png, webp, gif
+    ext: str
+    width: int
+    height: int
+    phash: int  # 64-bit perceptual hash
+    thumbnail: bytes | None = None  # a small JPEG, when options.thumbnails asks for previews
+
+
 @dataclass
 class ImageRecord:
     """One delivered image and where it came from; ``file`` is relative to the output folder."""

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .candidates import CandidateLike
 from .checks import checker
@@ -26,10 +25,7 @@ from .fetch import Fetched, Fetcher, host_key
 from .guard import Guard, check_url
 from .hosts import Hosts
 from .options import DownloadOptions
-from .records import DownloadResult, Failure, ImageRecord
-
-if TYPE_CHECKING:
-    from .validate import ImageInfo  # Pillow and NumPy: only where a file is checked in this process
+from .records import DownloadResult, Failure, ImageInfo, ImageRecord
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import io
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, Unidenti
 
 from .errors import InvalidImage, TooSmall, UnwantedFormat
 from .options import DownloadOptions
+from .records import ImageInfo
 
 # Pillow's format name -> (our format name, file extension). Only these decoders are ever tried.
 KNOWN = {"JPEG": ("jpeg", "jpg"), "PNG": ("png", "png"), "WEBP": ("webp", "webp"), "GIF": ("gif", "gif")}
@@ -23,18 +23,6 @@ _LARGE_PIXELS = 8_000_000
 _LARGE_DECODES = threading.BoundedSemaphore(2)
 _REDUCIBLE = frozenset({"L", "LA", "RGB", "RGBA", "CMYK", "YCbCr"})  # modes whose pixels can be averaged
 THUMBNAIL_SIDE = 128  # pixels, the longer side of a preview
-
-
-@dataclass(frozen=True)
-class ImageInfo:
-    """What the bytes really are."""
-
-    format: str  # jpeg, png, webp, gif
-    ext: str
-    width: int
-    height: int
-    phash: int  # 64-bit perceptual hash
-    thumbnail: bytes | None = None  # a small JPEG, when options.thumbnails asks for previews
 
 
 def _looks_like_text(head: bytes) -> str | None:

@@ -45,3 +45,15 @@ def test_fetch_imports_no_browser_s3_or_cassandra_driver(tmp_path):
     assert "downloader.client" in imported  # it did try the download
     assert "urllib3" not in imported  # the download stage's HTTP is its own client
     assert not imported & NEVER_FOR_FETCH
+
+
+def test_fetch_leaves_the_decoders_to_its_check_workers(tmp_path, image_server):
+    from downloader.checks import CHECK_WORKERS_FROM
+
+    count = CHECK_WORKERS_FROM + 10  # enough for the stage to check in worker processes
+    urls = tmp_path / "urls.txt"
+    urls.write_text("".join(image_server.url_for(f"fast-start-{i}") + "\n" for i in range(count)), encoding="utf-8")
+    imported = _imported(tmp_path, "fetch", str(urls), str(tmp_path / "out"))
+    assert len(list((tmp_path / "out" / "images").iterdir())) == count  # every image was checked and kept
+    assert "downloader.records" in imported
+    assert not imported & {"PIL", "numpy", "downloader.validate"}  # the workers decoded them, not this process
