@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 IMAGES_DIR = "images"
 THUMBNAILS_DIR = "thumbnails"  # previews of the first images (options.thumbnails), made from the checked pixels
 MAX_CANDIDATES_PER_IMAGE = 10  # a collector that only yields junk is not asked for ever
+# Downloaded files waiting for their check, beyond the downloads in flight: the fetches run ahead of the checks (on
+# disk, not in memory), so that a slow answer or a retry's pause overlaps the checking instead of coming after it.
+MAX_AWAITING_CHECK = 256
 RANK_GRACE_SECONDS = 5.0  # once N images are in, how long better-ranked downloads in flight may still take
 _PARTS_DIR = ".parts"
 _OURS = re.compile(r"^\d{4,}\.(jpg|png|webp|gif)$")
@@ -76,14 +79,16 @@ class _Done:
 
 async def _work(
     task: _Task, fetcher: Fetcher, parts: Path, check: Callable[[Path, Executor], Awaitable[ImageInfo]],
-    checking: Executor,
+    checking: Executor, downloaded: Callable[[int], None],
 ) -> _Done:
     """Download one candidate and check it, on the stage's event loop (the check itself runs in a worker process,
-    or in a ``checking`` thread); failures come back as data."""
+    or in a ``checking`` thread); ``downloaded(index)`` says when the download is over and the check begins.
+    Failures come back as data."""
     done = _Done(task, parts / f"{task.index}.part")
     try:
         with done.part.open("wb") as out:
             done.fetched = await fetcher.fetch(task.url, out, referer=task.candidate.page_url)
+        downloaded(task.index)
         done.info = await check(done.part, checking)
     except DownloadError as exc:
         done.error = exc
@@ -117,8 +122,11 @@ class _Stage:
         self.deadline_at = time.monotonic() + options.deadline
         self.pending: deque[_Task] = deque()
         self.in_flight: dict[int, _Task] = {}  # rank -> the task being downloaded or checked
-        self.finished: queue.SimpleQueue[_Done] = queue.SimpleQueue()  # filled from the event loop's thread
-        self.busy: Counter[str] = Counter()
+        self.fetching: set[int] = set()  # the ranks of those still being downloaded
+        # Filled from the event loop's thread: a finished task, or the rank of one whose download is over (its check
+        # begins), which frees its download's place.
+        self.finished: queue.SimpleQueue[_Done | int] = queue.SimpleQueue()
+        self.busy: Counter[str] = Counter()  # host -> its downloads in flight (politeness counts no checks)
         self.hosts = Hosts(options.per_host, options.per_host_max)
         self.seen_urls: set[str] = set()
         self.exhausted = False
@@ -164,12 +172,14 @@ class _Stage:
     def dispatch(self, runner: EventLoopThread, fetcher: Fetcher, parts: Path, checking: Executor) -> None:
         remaining = self.want - len(self.kept)
         # Enough in flight to cover the failures we expect, not so many that we fetch far more than asked.
-        limit = min(self.options.threads, max(4, 2 * remaining))
+        wanted = max(4, 2 * remaining)
+        fetches = min(self.options.threads, wanted)
+        tasks = min(fetches + MAX_AWAITING_CHECK, wanted)
         now = time.monotonic()
         skipped: deque[_Task] = deque()
         full: set[str] = set()  # hosts seen busy or held in this pass: their other tasks need no second look
         started: list[_Task] = []
-        while self.pending and len(self.in_flight) < limit:
+        while self.pending and len(self.fetching) < fetches and len(self.in_flight) < tasks:
             task = self.pending.popleft()
             if task.host in full or not self.hosts.ready(task.host, self.busy[task.host], now):
                 full.add(task.host)
@@ -177,10 +187,18 @@ class _Stage:
                 continue
             self.busy[task.host] += 1
             self.in_flight[task.index] = task
+            self.fetching.add(task.index)
             started.append(task)
         self.pending.extendleft(reversed(skipped))  # skipped ones keep their place in the queue
         if started:  # one wake-up of the loop for the whole batch
-            runner.start([_work(task, fetcher, parts, self.check, checking) for task in started], self.finished.put)
+            put = self.finished.put
+            runner.start([_work(task, fetcher, parts, self.check, checking, put) for task in started], put)
+
+    def downloaded(self, index: int) -> None:
+        """The download of the task of rank ``index`` is over: its host and the stage may start another."""
+        if index in self.fetching:
+            self.fetching.remove(index)
+            self.busy[self.in_flight[index].host] -= 1
 
     def receive(self, done: _Done) -> None:
         """Take one finished download: list its failure, or keep it unless a better copy is already kept."""
@@ -283,10 +301,13 @@ class _Stage:
             batch = [first]
             while not self.finished.empty():
                 batch.append(self.finished.get_nowait())
-            for done in batch:
-                task = self.in_flight.pop(done.task.index)
-                self.busy[task.host] -= 1
-                self.receive(done)
+            for item in batch:
+                if isinstance(item, int):
+                    self.downloaded(item)
+                    continue
+                self.downloaded(item.task.index)  # a failed download says so only here
+                del self.in_flight[item.task.index]
+                self.receive(item)
             self.report()
 
     def finish(self, images: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import pytest
 
@@ -161,6 +163,39 @@ def test_per_host_cap(tmp_path):
         assert 2 <= server.peak_concurrency <= 3
     finally:
         server.stop()
+
+
+def test_downloads_run_ahead_of_checks_that_are_slow(image_server, tmp_path, monkeypatch):
+    """A download's place is free once its file is written: files waiting for their check hold no download."""
+    from downloader import stage
+
+    real_checker, gate = stage.checker, threading.Event()
+
+    def held_checker(options, want):
+        check = real_checker(options, want)
+
+        async def held(path, threads):
+            await asyncio.get_running_loop().run_in_executor(None, gate.wait, 30)  # until every file has arrived
+            return await check(path, threads)
+
+        return held
+
+    monkeypatch.setattr(stage, "checker", held_checker)
+    urls = [image_server.url_for(f"ahead{i}") for i in range(10)]
+    image_server.clear_requests()
+    options = DownloadOptions(**{**FAST, "threads": 2, "per_host": 2})
+    thread, box = _run_in_thread(more=Feed(urls), want=10, out_dir=tmp_path, options=options)
+    try:
+        for _ in range(200):  # up to 10 s: the ten downloads need no check to finish first
+            if sum("ahead" in path for path in image_server.requests) == 10:
+                break
+            time.sleep(0.05)
+        asked = sum("ahead" in path for path in image_server.requests)
+    finally:
+        gate.set()
+        thread.join(timeout=30)
+    assert asked == 10  # with two downloads at once, and not one check done
+    assert len(box["result"].images) == 10
 
 
 def _run_in_thread(**kwargs) -> tuple[threading.Thread, dict]:
