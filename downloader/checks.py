@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +44,10 @@ logger = logging.getLogger(__name__)
 CHECK_TIMEOUT = 30.0  # seconds one file may take in a worker before the worker is killed and the file refused
 START_WAIT = 10.0  # seconds a check waits for the first worker to be ready before checking in its own thread
 MAX_RESTARTS = 8  # workers replaced after a crash or a timeout, per pool; then the stage's threads check alone
+# Bytes of requests sent to one worker and not yet answered: well under a pipe's 64 KB, so a write to a worker never
+# waits (it would hold up the event loop); past it, a check waits for that worker's next answer.
+PIPE_BUDGET = 32 * 1024
+MAX_ROOM_WAITS = 1000  # times one check waits for room at the workers before checking in a thread of its own
 _ROOT = Path(__file__).resolve().parents[1]
 _REFUSALS: dict[str, type[DownloadError]] = {
     cls.__name__: cls for cls in (DownloadError, InvalidImage, TooSmall, UnwantedFormat)
@@ -116,6 +121,14 @@ class _Resend(Exception):
     """The worker was lost while this request waited behind another one: it never saw it."""
 
 
+class _Full(Exception):
+    """The worker has ``PIPE_BUDGET`` bytes of requests waiting; ``head``, the oldest, frees room once answered."""
+
+    def __init__(self, head: Future[dict[str, Any]]) -> None:
+        super().__init__("the worker's queue is full")
+        self.head = head
+
+
 class _Worker:
     """One child process: requests go in as they come (several may wait in its pipe, so it is never idle while there
     is work), and one reader thread hands each answer, in order, to the thread waiting for it."""
@@ -129,8 +142,12 @@ class _Worker:
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin, self.stdout = self.process.stdin, self.process.stdout
         self.pool = pool
-        self.lock = threading.Lock()  # guards pending, ready, lost and the writes to stdin
-        self.pending: deque[Future[dict[str, Any]]] = deque()
+        self.lock = threading.Lock()  # guards pending, ready and lost; the reader takes it for each answer
+        # Orders the writes to stdin with their places in pending. Not ``lock``: the reader takes that one for each
+        # answer, and must never wait on a write (were a pipe ever full, the worker would wait on its answers unread).
+        self.writing = threading.Lock()
+        self.pending: deque[tuple[Future[dict[str, Any]], int]] = deque()  # each request's answer, and its bytes
+        self.queued = 0  # the bytes of the requests in pending
         self.ready = False
         self.lost: str | None = None  # why the worker is gone, once it is
         self.killed_because: str | None = None
@@ -154,7 +171,8 @@ class _Worker:
             for line in self.stdout:
                 answer = json.loads(line)
                 with self.lock:
-                    waiting = self.pending.popleft()
+                    waiting, size = self.pending.popleft()
+                    self.queued -= size
                 waiting.set_result(answer)
             raise WorkerLost("the image checker stopped while checking this file")
         except (WorkerLost, ValueError, OSError, IndexError) as exc:
@@ -162,26 +180,35 @@ class _Worker:
                                              "the image checker stopped while checking this file")
             with self.lock:
                 self.lost = reason
-                waiting_list, self.pending = list(self.pending), deque()
+                waiting_list, self.pending, self.queued = [each for each, _ in self.pending], deque(), 0
             for number, waiting in enumerate(waiting_list):  # the first was being checked; the others never were
                 waiting.set_exception(WorkerLost(reason) if number == 0 else _Resend())
             self.stdout.close()
             self.pool._lost(self)
 
     def submit(self, request: bytes) -> tuple[Future[dict[str, Any]], int] | None:
-        """Queue one request; return its future and its place in the queue (1: next), or None if the worker is gone."""
-        with self.lock:
-            if self.lost or not self.ready:
-                return None
-            future: Future[dict[str, Any]] = Future()
-            self.pending.append(future)
+        """Queue one request; return its future and its place in the queue (1: next), or None if the worker is gone;
+        raise _Full when it has ``PIPE_BUDGET`` bytes waiting already."""
+        with self.writing:
+            with self.lock:
+                if self.lost or not self.ready:
+                    return None
+                if self.pending and self.queued + len(request) > PIPE_BUDGET:
+                    raise _Full(self.pending[0][0])
+                future: Future[dict[str, Any]] = Future()
+                self.pending.append((future, len(request)))
+                self.queued += len(request)
+                place = len(self.pending)
             try:
                 self.stdin.write(request)
                 self.stdin.flush()
             except (OSError, ValueError):  # a broken pipe, or a stdin already closed (the pool is closing)
-                self.pending.pop()  # the reader sees the end of the pipe and retires the worker
+                with self.lock:  # the reader sees the end of the pipe and retires the worker, unless it already has
+                    if (future, len(request)) in self.pending:
+                        self.pending.remove((future, len(request)))
+                        self.queued -= len(request)
                 return None
-            return future, len(self.pending)
+            return future, place
 
     def kill(self, reason: str) -> None:
         """Kill the worker because of ``reason``; its reader then fails what waits on it."""
@@ -190,7 +217,7 @@ class _Worker:
 
     def end_input(self) -> None:
         """Close the worker's stdin: it ends once it has answered what it was sent."""
-        with self.lock:
+        with self.writing:
             try:
                 self.stdin.close()
             except OSError:
@@ -268,13 +295,21 @@ class CheckWorkers:
             # hold every other thread of this process on Python's import lock.
             await asyncio.get_running_loop().run_in_executor(None, self._started.wait, START_WAIT)
         request = json.dumps(request_of(path, options)).encode() + b"\n"
-        for _attempt in range(MAX_RESTARTS + 2):
+        attempts = room_waits = 0
+        while attempts < MAX_RESTARTS + 2 and room_waits < MAX_ROOM_WAITS:
             with self._lock:
                 usable = [worker for worker in self._workers if worker.ready and not worker.lost]
             if not usable:
                 return None
             worker = min(usable, key=lambda each: each.load)
-            queued = worker.submit(request)
+            try:
+                queued = worker.submit(request)
+            except _Full as full:  # every worker has its fill: wait for the least loaded one's next answer
+                room_waits += 1
+                with contextlib.suppress(Exception):  # its outcome is its own check's; here it only frees room
+                    await _awaitable(full.head, self.timeout)
+                continue
+            attempts += 1
             if queued is None:
                 continue
             future, place = queued

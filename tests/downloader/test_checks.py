@@ -265,3 +265,48 @@ def test_answers_that_arrive_together_reach_the_loop_in_one_wake_up():
     got, wakeups = asyncio.run(main())
     assert got == [{"n": n} for n in range(5)]
     assert wakeups == 2  # one for the five together, one for the late one
+
+
+def test_a_worker_with_its_fill_of_requests_never_holds_up_the_event_loop(tmp_path):
+    """Past PIPE_BUDGET bytes waiting at a worker, a check waits for room without blocking its loop on the pipe."""
+    deep = tmp_path.joinpath(*["d" * 200] * 17)  # about 3.5 KB of request: 40 of them overfill a pipe's 64 KB
+    deep.mkdir(parents=True)
+    long_path = deep / "one.jpg"
+    long_path.write_bytes(render("pipe", "jpg"))
+    pool = CheckWorkers(1)
+    resumed_by: list[str] = []
+    lock = threading.Lock()
+    try:
+        _wait_ready(pool)
+    except BaseException:
+        pool.close()
+        raise
+    (worker,) = pool._workers
+
+    def resume(who: str) -> None:
+        with lock:
+            if not resumed_by:
+                resumed_by.append(who)
+                os.kill(worker.pid, signal.SIGCONT)
+
+    # Were the loop stuck writing to the stopped worker, only this would resume it.
+    fallback = threading.Timer(20, resume, ("the fallback timer",))
+    try:
+        os.kill(worker.pid, signal.SIGSTOP)  # it reads nothing more until it is resumed
+        fallback.start()
+
+        async def main() -> list:
+            checks = [asyncio.ensure_future(pool.check_async(long_path, DownloadOptions())) for _ in range(40)]
+            for _ in range(20):  # the loop keeps running while the worker's pipe is full ...
+                await asyncio.sleep(0.01)
+            resume("the event loop")  # ... so it is the one to resume the worker
+            return list(await asyncio.gather(*checks))
+
+        infos = asyncio.run(asyncio.wait_for(main(), timeout=60))
+        assert resumed_by == ["the event loop"]
+        assert [(info.format, info.width) for info in infos] == [("jpeg", infos[0].width)] * 40
+        assert worker.queued == 0 and not worker.pending
+    finally:
+        fallback.cancel()
+        resume("the test's end")
+        pool.close()
