@@ -10,10 +10,10 @@ Public surface::
 
 - ``more(k)`` returns up to ``k`` new candidates (objects with ``image_url``, ``page_url``, ``title``, ``source``),
   ``[]`` when there are no more. It is only ever called from the calling thread.
-- ``download_images`` fetches with a thread pool (per-host cap, timeouts, retries that honour Retry-After, a size
-  cap while streaming, at most 5 redirects), refuses non-public addresses unless ALLOW_PRIVATE_URLS, decodes every
-  file with Pillow (for stages of 50 images or more in the check worker processes of ``checks.py``), drops
-  exact (SHA-256) and near (perceptual hash) duplicates keeping the larger, and stops at N,
+- ``download_images`` fetches on one asyncio event loop (per-host limits, timeouts, back-off by cause that honours
+  Retry-After, a size cap while streaming, at most 5 redirects), refuses non-public addresses unless
+  ALLOW_PRIVATE_URLS, decodes every file with Pillow (for stages of 50 images or more in the check worker processes
+  of ``checks.py``), drops exact (SHA-256) and near (perceptual hash) duplicates keeping the larger, and stops at N,
   when candidates run out, at the stage deadline, or when ``should_stop()`` is true. Images land in
   ``out_dir/images/0001.<real extension>`` in search-rank order; ``progress(delivered, want)`` is called from the
   calling thread. The result lists ``images`` (ImageRecord), ``failures`` (Failure: url, reason, kind),
