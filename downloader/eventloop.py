@@ -16,8 +16,8 @@ STOP_WAIT = 5.0  # seconds the cancelled fetches get to end once their connectio
 
 class Mailbox(Generic[T]):
     """What a loop hands to the thread that waits on it: everything put during one pass of the loop wakes that thread
-    once: each wake-up hands the interpreter lock over and back, and a 2,000-URL stage woke its thread about 2,200
-    times one item at a time, 800-1,300 times this way."""
+    once. Each wake-up hands the interpreter lock over and back; a 2,000-URL stage woke its thread about 2,200 times
+    with one item at a time, and 800-1,300 times this way."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
