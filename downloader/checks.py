@@ -130,8 +130,8 @@ class _Full(Exception):
 
 
 class _Worker:
-    """One child process: requests go in as they come (several may wait in its pipe, so it is never idle while there
-    is work), and one reader thread hands each answer, in order, to the thread waiting for it."""
+    """One child process: requests go in as they come (up to PIPE_BUDGET bytes of them wait in its pipe, so it is
+    never idle while there is work), and one reader thread hands each answer, in order, to the thread waiting for it."""
 
     def __init__(self, pool: CheckWorkers) -> None:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
@@ -156,10 +156,6 @@ class _Worker:
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    @property
-    def load(self) -> int:
-        return len(self.pending)
 
     def _read(self) -> None:
         try:
@@ -301,10 +297,10 @@ class CheckWorkers:
                 usable = [worker for worker in self._workers if worker.ready and not worker.lost]
             if not usable:
                 return None
-            worker = min(usable, key=lambda each: each.load)
+            worker = min(usable, key=lambda each: each.queued)  # the fewest bytes waiting: the shortest queue
             try:
                 queued = worker.submit(request)
-            except _Full as full:  # every worker has its fill: wait for the least loaded one's next answer
+            except _Full as full:  # so every worker has its fill: wait for this one's next answer
                 room_waits += 1
                 with contextlib.suppress(Exception):  # its outcome is its own check's; here it only frees room
                     await _awaitable(full.head, self.timeout)
