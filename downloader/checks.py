@@ -77,6 +77,9 @@ def answer_to(request: dict[str, Any]) -> dict[str, Any]:
     except DownloadError as exc:
         kind = type(exc).__name__ if type(exc).__name__ in _REFUSALS else "DownloadError"
         return {"refused": {"kind": kind, "reason": exc.reason}}
+    except FileNotFoundError:  # its stage ended (and removed its files) while this request waited in the pipe
+        logger.debug("no file to check at %s: its download stage has ended", request.get("path"))
+        return {"refused": {"kind": "DownloadError", "reason": "the downloaded file was gone before its check"}}
     except Exception as exc:  # a bug must cost one image, not the worker
         logger.exception("unexpected error checking %s", request.get("path"))
         return {"refused": {"kind": "DownloadError", "reason": f"unexpected error ({type(exc).__name__}); see the log"}}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import signal
 import subprocess
@@ -310,3 +311,13 @@ def test_a_worker_with_its_fill_of_requests_never_holds_up_the_event_loop(tmp_pa
         fallback.cancel()
         resume("the test's end")
         pool.close()
+
+
+def test_a_file_gone_before_its_check_is_refused_without_a_traceback(tmp_path, caplog):
+    """A stage that ends removes its files while requests for them may still wait at a worker."""
+    from downloader.checks import answer_to, request_of
+
+    with caplog.at_level(logging.DEBUG, logger="downloader.checks"):
+        answer = answer_to(request_of(tmp_path / "gone.part", DownloadOptions()))
+    assert answer == {"refused": {"kind": "DownloadError", "reason": "the downloaded file was gone before its check"}}
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
