@@ -170,6 +170,8 @@ class Watch:
                            if "chrom" not in child.name())
             except psutil.Error:
                 break
+            if not rss:  # the command has exited and is not yet reaped: a zombie reports no memory
+                break
             self.peak = max(self.peak, rss)
             self.last = rss
             visited = self._visited()
