@@ -29,6 +29,11 @@ jobs under ``instance/data`` in it; ``--work /tmp`` for the system's temporary f
 too, and how much depends on the folder: on this machine, /tmp cost 0.6-1.6 ms of system CPU per 200 KB file
 created against 0.1-0.2 ms in the checkout's folder, on the same ext4 disk.
 
+``--warm-pages MB`` writes and deletes MB megabytes in the work folder just before each of the two whole commands
+(default 0: not done). On this virtual machine, memory freed more than a few seconds earlier is handed back to the
+host, and the first touch of it again costs several times as much CPU (345 MB written to /dev/shm: 0.50-0.59 s of
+CPU the first time, 0.14 s right after); warming shows how much of each command's time that is.
+
 Beside each figure: the CPU time spent (user + system; the commands' whole process trees, the stage's own process
 per image), which stays meaningful when other work loads the machine, and the 1-minute load average.
 """
@@ -63,6 +68,7 @@ STAGE_HOSTS = 50
 BROKEN = ("/fault/404?{i}", "/fault/500.jpg?{i}", "/fault/truncated.jpg?{i}", "/fault/reset.jpg?{i}",
           "/fault/html.jpg?{i}")
 PEER_DEFAULT = ROOT / "bench" / ".venv" / "bin" / "img2dataset"
+WARM_MB = 0  # --warm-pages: megabytes written and deleted in the work folder before each whole command
 
 
 def image_paths(count: int, prefix: str = "bench") -> list[tuple[str, str, int]]:
@@ -248,6 +254,16 @@ def peer_fetch(peer: Path, urls: list[str], work: Path) -> tuple[float, float, f
     return seconds, peak, cpu, len(images)
 
 
+def warm_pages(folder: Path, megabytes: int) -> None:
+    """Write and delete ``megabytes`` MB in ``folder``, so the command after it finds that much memory just used."""
+    block = bytes(1 << 20)
+    scratch = folder / "warm-pages.bin"
+    with scratch.open("wb") as out:
+        for _ in range(megabytes):
+            out.write(block)
+    scratch.unlink()
+
+
 def compare(label: str, urls: list[str], peer: Path | None, server: Servers) -> tuple[float, float | None]:
     """Print both whole commands' figures; return the image server's CPU seconds while ours ran, and
     img2dataset's seconds (None without it)."""
@@ -255,12 +271,14 @@ def compare(label: str, urls: list[str], peer: Path | None, server: Servers) -> 
     with tempfile.TemporaryDirectory(prefix="bench-download-") as folder:
         work = Path(folder)
         raw_fetch(urls)  # warm-up: every image is in the server's memory
+        warm_pages(work, WARM_MB)
         served = server.cpu()
         ours_s, ours_mb, ours_cpu, ours_n = ours_fetch(urls, work)
         served = server.cpu() - served
         line = (f"{label}: flask fetch {ours_s:.2f} s ({ours_n} images, peak {ours_mb:.0f} MB, CPU {ours_cpu:.2f} s, "
                 f"the image server's CPU {served:.2f} s, {load()})")
         if peer is not None:
+            warm_pages(work, WARM_MB)
             peer_served = server.cpu()
             peer_s, peer_mb, peer_cpu, peer_n = peer_fetch(peer, urls, work)
             peer_served = server.cpu() - peer_served
@@ -365,14 +383,19 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "aid-bench-images")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".work",
                         help="where the runs write their images (default: bench/.work in the checkout)")
+    parser.add_argument("--warm-pages", type=int, default=0, metavar="MB",
+                        help="write and delete MB megabytes in the work folder before each whole command")
     args = parser.parse_args()
+    global WARM_MB
+    WARM_MB = args.warm_pages
     args.work.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(args.work)  # every run's folder is made (and removed) in it
     peer = None if args.skip_peer else args.img2dataset
     if peer is not None and not peer.exists():
         raise SystemExit(f"no img2dataset at {peer}: see bench/requirements.txt, or pass --skip-peer")
     print(f"download bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-          f"load average {os.getloadavg()[0]:.1f} at start, images written under {tempfile.gettempdir()}", flush=True)
+          f"load average {os.getloadavg()[0]:.1f} at start, images written under {tempfile.gettempdir()}"
+          + (f", {WARM_MB} MB written and deleted there before each whole command" if WARM_MB else ""), flush=True)
     started = time.perf_counter()
     prerender(args.cache, 2000)
     print(f"images rendered or found in {args.cache} in {time.perf_counter() - started:.0f} s", flush=True)
