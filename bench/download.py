@@ -283,7 +283,7 @@ def compare(label: str, urls: list[str], peer: Path | None, server: Servers) -> 
             peer_s, peer_mb, peer_cpu, peer_n = peer_fetch(peer, urls, work)
             peer_served = server.cpu() - peer_served
             line += (f"; img2dataset {peer_s:.2f} s ({peer_n} images, peak {peer_mb:.0f} MB, CPU {peer_cpu:.2f} s, "
-                     f"the image server's CPU {peer_served:.2f} s, {load()}); {peer_s / ours_s:.1f}x")
+                     f"the image server's CPU {peer_served:.2f} s, {load()}); {peer_s / ours_s:.2f}x")
         print(line, flush=True)
     return served, peer_s
 
