@@ -68,7 +68,6 @@ STAGE_HOSTS = 50
 BROKEN = ("/fault/404?{i}", "/fault/500.jpg?{i}", "/fault/truncated.jpg?{i}", "/fault/reset.jpg?{i}",
           "/fault/html.jpg?{i}")
 PEER_DEFAULT = ROOT / "bench" / ".venv" / "bin" / "img2dataset"
-WARM_MB = 0  # --warm-pages: megabytes written and deleted in the work folder before each whole command
 
 
 def image_paths(count: int, prefix: str = "bench") -> list[tuple[str, str, int]]:
@@ -256,6 +255,8 @@ def peer_fetch(peer: Path, urls: list[str], work: Path) -> tuple[float, float, f
 
 def warm_pages(folder: Path, megabytes: int) -> None:
     """Write and delete ``megabytes`` MB in ``folder``, so the command after it finds that much memory just used."""
+    if megabytes <= 0:
+        return
     block = bytes(1 << 20)
     scratch = folder / "warm-pages.bin"
     with scratch.open("wb") as out:
@@ -264,21 +265,23 @@ def warm_pages(folder: Path, megabytes: int) -> None:
     scratch.unlink()
 
 
-def compare(label: str, urls: list[str], peer: Path | None, server: Servers) -> tuple[float, float | None]:
-    """Print both whole commands' figures; return the image server's CPU seconds while ours ran, and
-    img2dataset's seconds (None without it)."""
+def compare(
+    label: str, urls: list[str], peer: Path | None, server: Servers, warm_mb: int
+) -> tuple[float, float | None]:
+    """Print both whole commands' figures, each run after ``warm_pages(warm_mb)``; return the image server's CPU
+    seconds while ours ran, and img2dataset's seconds (None without it)."""
     peer_s = None
     with tempfile.TemporaryDirectory(prefix="bench-download-") as folder:
         work = Path(folder)
         raw_fetch(urls)  # warm-up: every image is in the server's memory
-        warm_pages(work, WARM_MB)
+        warm_pages(work, warm_mb)
         served = server.cpu()
         ours_s, ours_mb, ours_cpu, ours_n = ours_fetch(urls, work)
         served = server.cpu() - served
         line = (f"{label}: flask fetch {ours_s:.2f} s ({ours_n} images, peak {ours_mb:.0f} MB, CPU {ours_cpu:.2f} s, "
                 f"the image server's CPU {served:.2f} s, {load()})")
         if peer is not None:
-            warm_pages(work, WARM_MB)
+            warm_pages(work, warm_mb)
             peer_served = server.cpu()
             peer_s, peer_mb, peer_cpu, peer_n = peer_fetch(peer, urls, work)
             peer_served = server.cpu() - peer_served
@@ -386,28 +389,29 @@ def main() -> None:
     parser.add_argument("--warm-pages", type=int, default=0, metavar="MB",
                         help="write and delete MB megabytes in the work folder before each whole command")
     args = parser.parse_args()
-    global WARM_MB
-    WARM_MB = args.warm_pages
     args.work.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(args.work)  # every run's folder is made (and removed) in it
     peer = None if args.skip_peer else args.img2dataset
     if peer is not None and not peer.exists():
         raise SystemExit(f"no img2dataset at {peer}: see bench/requirements.txt, or pass --skip-peer")
+    warming = f", {args.warm_pages} MB written and deleted there before each whole command" if args.warm_pages else ""
     print(f"download bench: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
-          f"load average {os.getloadavg()[0]:.1f} at start, images written under {tempfile.gettempdir()}"
-          + (f", {WARM_MB} MB written and deleted there before each whole command" if WARM_MB else ""), flush=True)
+          f"load average {os.getloadavg()[0]:.1f} at start, images written under {tempfile.gettempdir()}{warming}",
+          flush=True)
     started = time.perf_counter()
     prerender(args.cache, 2000)
     print(f"images rendered or found in {args.cache} in {time.perf_counter() - started:.0f} s", flush=True)
     compile_bytecode()
     with Servers(args.cache) as one:
-        compare("500 URLs, one host, 10% broken, no latency", [one.urls[0] + p for p in url_paths(500, 0.1)], peer, one)
+        compare("500 URLs, one host, 10% broken, no latency", [one.urls[0] + p for p in url_paths(500, 0.1)], peer, one,
+                args.warm_pages)
         stage_alone(one, 500, "the first in a new process (its check workers starting)")
         stage_alone(one, 500, "a later one (the check workers running, as in an app after its first job)")
     with Servers(args.cache, ports=16, latency=0.05, jitter=0.05) as many:
         paths = url_paths(2000, 0.1)
         urls = [many.urls[i % len(many.urls)] + path for i, path in enumerate(paths)]
-        served, peer_s = compare("2,000 URLs, 16 hosts, 10% broken, 50 +- 50 ms", urls, peer, many)
+        served, peer_s = compare("2,000 URLs, 16 hosts, 10% broken, 50 +- 50 ms", urls, peer, many,
+                                  args.warm_pages)
     check_floor(args.cache, 2000, served, peer_s)
     start_time()
     print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
