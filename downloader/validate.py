@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError, WebPImagePlugin
 
+from . import pngdata
 from .errors import InvalidImage, TooSmall, UnwantedFormat
 from .options import DownloadOptions
 from .records import ImageInfo
@@ -76,8 +77,19 @@ def thumbnail_of(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
     return out.getvalue()
 
 
-def _decode(image: Image.Image, options: DownloadOptions) -> tuple[int, bytes | None]:
-    """Decode once; return the perceptual hash and, when asked for, the preview made from the same pixels."""
+def _decode(image: Image.Image, path: Path, options: DownloadOptions) -> tuple[int, bytes | None]:
+    """Decode once; return the perceptual hash and, when asked for, the preview made from the same pixels.
+
+    A PNG of ordinary size is decoded from ``pngdata.stored_copy`` of its file: its image data inflated by ISA-L
+    (checked whole there), which Pillow then only copies.
+    """
+    if image.format == "PNG" and (stored := pngdata.stored_copy(path.read_bytes())) is not None:
+        with Image.open(io.BytesIO(stored), formats=("PNG",)) as copy:
+            return _decode_loaded(copy, options)
+    return _decode_loaded(image, options)
+
+
+def _decode_loaded(image: Image.Image, options: DownloadOptions) -> tuple[int, bytes | None]:
     image.load()
     return phash_of(image), (thumbnail_of(image) if options.thumbnails else None)
 
@@ -120,9 +132,9 @@ def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
                     image.draft("L", (64, 64))
             if fmt != "jpeg" and width * height > _LARGE_PIXELS:
                 with _LARGE_DECODES:
-                    phash, preview = _decode(image, options)
+                    phash, preview = _decode(image, path, options)
             else:
-                phash, preview = _decode(image, options)
+                phash, preview = _decode(image, path, options)
             return ImageInfo(fmt, ext, width, height, phash, preview)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InvalidImage(f"a damaged or truncated {fmt.upper()} ({exc})") from exc
