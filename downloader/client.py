@@ -6,6 +6,11 @@ Why not urllib3 in a pool of threads: on the 2-core machine, fetching 2,000 imag
 switches, and a bare asyncio loop in one thread (the measurement that led to this client) 1.1 s and under a
 hundred; the server on the same CPUs spent less too.
 
+Each connection is its own asyncio.BufferedProtocol rather than a StreamReader: a body of known length goes from
+the socket into one receive buffer and from there to the caller's sink (the file and its SHA-256) as each piece
+arrives, with no copy between and no coroutine resumed per piece. Fetching the same 2,000 URLs took the loop
+0.62-0.73 s of user CPU this way (four runs) and 0.82-0.95 s through StreamReaders (nine).
+
 What it does, and no more: ``GET`` with the caller's headers; bodies framed by Content-Length, chunked, or the end
 of the connection; gzip and deflate bodies decoded in bounded steps (we never ask for them); a connection reused
 only when its answer was read to the end and neither side said ``close``, and a request on a reused connection
@@ -21,7 +26,7 @@ import ssl
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import aclosing
 from typing import Any
@@ -32,7 +37,9 @@ import certifi
 from .errors import FetchError
 from .guard import Guard
 
-HEAD_LIMIT = 64 * 1024  # bytes of status line and headers; also the stream's buffer limit
+HEAD_LIMIT = 64 * 1024  # bytes of status line and headers; also the most a connection keeps unread
+RECEIVE_BUFFER = 256 * 1024  # bytes: the one buffer every connection of a client receives into
+_RECEIVE = 16 * 1024  # bytes asked of a socket at once outside a body handed on whole (headers, chunked bodies)
 MAX_IDLE_TOTAL = 100  # idle connections kept over all hosts; past it, those of the host used longest ago close
 WATCH_EVERY = 0.25  # seconds between two looks for reads waiting past their deadline
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -71,47 +78,168 @@ class Headers(Mapping[str, str]):
         return len(self._first)
 
 
-class _Connection:
-    """One keep-alive connection; while a read waits on it, ``deadline`` is when the client's watch drops it."""
+class _Connection(asyncio.BufferedProtocol):
+    """One keep-alive connection, and the protocol its transport delivers to; while a read waits on it,
+    ``deadline`` is when the client's watch drops it.
 
-    __slots__ = ("deadline", "key", "reader", "timed_out", "writer")
+    Bytes arrive in the client's one receive buffer (every callback runs on the one loop, and each takes what it
+    was given before returning). Outside a body, or in a body read piece by piece, they are kept in ``pending``
+    for ``read`` and ``readuntil``, at most _RECEIVE bytes from the socket at a time. A body handed on whole
+    (``pass_on``) is received straight into the shared buffer, never more than is left of it, and each piece goes
+    to its sink at once: no copy between the socket and the sink, and no coroutine resumed per piece.
+    """
 
-    def __init__(self, key: tuple[str, str, int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.key, self.reader, self.writer = key, reader, writer
+    def __init__(self, key: tuple[str, str, int], receive: memoryview) -> None:
+        self.key = key
+        self.receive = receive
+        self.transport: asyncio.Transport | None = None
+        self.pending = bytearray()
+        self.eof = False
+        self.error: Exception | None = None  # why the connection ended, when it failed
+        self.waiter: asyncio.Future[None] | None = None
+        self.paused = False
+        self.sink: Callable[[memoryview], None] | None = None  # while a body is handed on
+        self.left = 0  # bytes of that body not yet received
+        self.sink_error: Exception | None = None
+        self.read_timeout = 0.0
         self.deadline = 0.0  # time.monotonic() value; 0 while no read waits
         self.timed_out = False
 
-    async def read(self, size: int, timeout: float) -> bytes:
-        """Up to ``size`` bytes, b"" at the end; raise FetchError if nothing came for ``timeout`` seconds."""
-        self.deadline = time.monotonic() + timeout
+    # The protocol's side, called by the transport.
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.receive[:min(self.left, len(self.receive))] if self.sink else self.receive[:_RECEIVE]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.sink is None:
+            self.pending += self.receive[:nbytes]
+            if len(self.pending) > HEAD_LIMIT and not self.paused and self.transport is not None:
+                self.paused = True  # the reader takes it in pieces; resumed as it does
+                self.transport.pause_reading()
+            self._wake()
+            return
+        self.left -= nbytes
+        self.deadline = time.monotonic() + self.read_timeout
         try:
-            piece = await self.reader.read(size)
-        except ConnectionResetError:
-            raise FetchError("the connection was reset mid-download") from None
-        except OSError as exc:
-            raise FetchError(f"the connection failed mid-download ({exc.strerror or type(exc).__name__})") from None
-        self.deadline = 0.0
-        if not piece and self.timed_out:
-            raise FetchError("timed out waiting for data")
+            self.sink(self.receive[:nbytes])
+        except Exception as exc:  # noqa: BLE001 (a full disk, a limit): the body's reader raises it, not the transport
+            self.sink_error, self.sink = exc, None
+            self.abort()
+        if not self.left:
+            self.sink = None
+        if self.sink is None:
+            self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # The reader's side, on the same loop.
+
+    async def _wait(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+            self.deadline = 0.0
+
+    def _take(self, size: int) -> bytes:
+        piece = bytes(self.pending[:size])
+        del self.pending[:size]
+        if self.paused and len(self.pending) <= HEAD_LIMIT and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
         return piece
 
+    def _failure(self) -> FetchError | None:
+        """Why the connection ended, as the reader of a body sees it; None when it simply closed."""
+        if self.timed_out:
+            return FetchError("timed out waiting for data")
+        if isinstance(self.error, ConnectionResetError):
+            return FetchError("the connection was reset mid-download")
+        if isinstance(self.error, OSError):
+            why = self.error.strerror or type(self.error).__name__
+            return FetchError(f"the connection failed mid-download ({why})")
+        return None
+
+    async def read(self, size: int, timeout: float) -> bytes:
+        """Up to ``size`` bytes, b"" at the end; raise FetchError if nothing came for ``timeout`` seconds."""
+        while not self.pending:
+            if self.eof:
+                failure = self._failure()
+                if failure is not None:
+                    raise failure
+                return b""
+            await self._wait(timeout)
+        return self._take(size)
+
     async def readuntil(self, separator: bytes, timeout: float) -> bytes:
-        """Bytes up to and including ``separator``; IncompleteReadError at the end, FetchError on a timeout."""
-        self.deadline = time.monotonic() + timeout
+        """Bytes up to and including ``separator``; IncompleteReadError at the end (the connection's own error if
+        it failed), LimitOverrunError past HEAD_LIMIT, FetchError on a timeout."""
+        start = 0
+        while True:
+            found = self.pending.find(separator, start)
+            if 0 <= found <= HEAD_LIMIT - len(separator):
+                return self._take(found + len(separator))
+            if found >= 0 or len(self.pending) > HEAD_LIMIT:
+                raise asyncio.LimitOverrunError("no separator within the limit", len(self.pending))
+            if self.eof:
+                if self.timed_out:
+                    raise FetchError("timed out waiting for data")
+                if self.error is not None:
+                    raise self.error
+                raise asyncio.IncompleteReadError(bytes(self.pending), None)
+            start = max(0, len(self.pending) - len(separator) + 1)
+            await self._wait(timeout)
+
+    async def pass_on(self, length: int, sink: Callable[[memoryview], None], timeout: float) -> None:
+        """Hand the next ``length`` bytes to ``sink`` as they arrive (each piece is valid during the call only);
+        raise FetchError if the connection ends first or nothing comes for ``timeout`` seconds, or what ``sink``
+        raised."""
+        if self.pending and length:
+            first = self._take(length)
+            length -= len(first)
+            sink(memoryview(first))
+        if not length:
+            return
+        self.sink, self.left, self.read_timeout = sink, length, timeout
         try:
-            data = await self.reader.readuntil(separator)
-        except asyncio.IncompleteReadError:
-            if self.timed_out:
-                raise FetchError("timed out waiting for data") from None
-            raise
-        self.deadline = 0.0
-        return data
+            while self.sink is not None and not self.eof:
+                await self._wait(timeout)
+        finally:
+            unfinished, self.sink = self.sink is not None, None
+        if self.sink_error is not None:
+            raise self.sink_error
+        if unfinished:
+            raise self._failure() or FetchError("truncated: the connection closed before the whole body arrived")
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
 
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        """Open, and holding nothing unread: bytes past the end of an answer were never asked for."""
+        return self.transport is not None and not self.transport.is_closing() and not self.eof and not self.pending
 
     def abort(self) -> None:
-        self.writer.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class Response:
@@ -188,6 +316,27 @@ class Response:
         except BaseException:
             self.close()
             raise
+        self._release()
+
+    async def save(self, sink: Callable[[memoryview], None], size: int) -> None:
+        """Hand the decoded body to ``sink`` piece by piece; the connection is reused once it is all read.
+
+        A body of known length that is not encoded is passed on as it is received (``_Connection.pass_on``); any
+        other comes through ``chunks(size)``. What ``sink`` raises ends the download and drops the connection.
+        """
+        encoded = (self.headers.get("Content-Encoding") or "").strip().lower() not in ("", "identity")
+        if self._chunked or self._remaining is None or encoded:
+            async with aclosing(self.chunks(size)) as body:
+                async for piece in body:
+                    sink(memoryview(piece))
+            return
+        assert self._connection is not None
+        try:
+            await self._connection.pass_on(self._remaining, sink, self._read_timeout)
+        except BaseException:
+            self.close()
+            raise
+        self._remaining = 0
         self._release()
 
     def chunks(self, size: int) -> AsyncGenerator[bytes, None]:
@@ -268,6 +417,7 @@ class Client:
         self._open: set[_Connection] = set()
         self._tls: ssl.SSLContext | None = None
         self._watch: asyncio.Task[None] | None = None
+        self._receive = memoryview(bytearray(RECEIVE_BUFFER))
 
     async def _watch_reads(self) -> None:
         """Drop every connection whose read has waited past its deadline (one timer for all reads: under yappi, a
@@ -307,7 +457,7 @@ class Client:
                 connection, reused = await self._connect(key, connect_timeout), False
             self._open.add(connection)
             try:
-                connection.writer.write(request)
+                connection.write(request)
                 status, headers, keep = await self._head(connection, read_timeout)
             except _Closed:
                 self._forget(connection)
@@ -387,17 +537,18 @@ class Client:
 
     async def _connect(self, key: tuple[str, str, int], timeout: float) -> _Connection:
         scheme, host, port = key
+        loop = asyncio.get_running_loop()
         addresses = self.guard.known(host, port)
         if addresses is None:
-            loop = asyncio.get_running_loop()
             addresses = await loop.run_in_executor(self.resolving, self.guard.addresses, host, port)
         tls = self._context() if scheme == "https" else None
         reason = "could not connect"
         for ip in addresses:
             try:
                 async with asyncio.timeout(timeout):
-                    reader, writer = await asyncio.open_connection(
-                        ip, port, ssl=tls, server_hostname=host if tls else None, limit=HEAD_LIMIT
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(key, self._receive), ip, port, ssl=tls,
+                        server_hostname=host if tls else None,
                     )
             except TimeoutError:
                 reason = "timed out connecting"
@@ -406,7 +557,7 @@ class Client:
             except (OSError, ssl.SSLError):
                 reason = "could not connect"
             else:
-                return _Connection(key, reader, writer)
+                return connection
         raise ConnectionTrouble(reason)
 
     def close(self) -> None:

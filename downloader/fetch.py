@@ -16,7 +16,6 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, Protocol
@@ -185,13 +184,17 @@ class Fetcher:
         digest = hashlib.sha256()
         size = 0
         started = time.monotonic()
-        async with aclosing(response.chunks(CHUNK)) as body:
-            async for chunk in body:
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(f"larger than the {limit // (1024 * 1024)} MB limit")
-                if time.monotonic() - started > self.options.image_time_limit:
-                    raise FetchError(f"still arriving after {self.options.image_time_limit:.0f} s")
-                digest.update(chunk)
-                out.write(chunk)
+        time_limit = self.options.image_time_limit
+
+        def sink(piece: memoryview) -> None:  # called as each piece arrives, by the connection itself
+            nonlocal size
+            size += len(piece)
+            if size > limit:
+                raise TooLarge(f"larger than the {limit // (1024 * 1024)} MB limit")
+            if time.monotonic() - started > time_limit:
+                raise FetchError(f"still arriving after {time_limit:.0f} s")
+            digest.update(piece)
+            out.write(piece)
+
+        await response.save(sink, CHUNK)
         return Fetched(url, size, digest.hexdigest())

@@ -313,3 +313,123 @@ def test_headers_and_request_targets():
     assert headers.getlist("x-robots-tag") == ["noai", "noimageai"] and headers.get("missing") is None
     assert request_target("", "") == "/"
     assert request_target("/a b/é.jpg", "q=1&r=%20") == "/a%20b/%C3%A9.jpg?q=1&r=%20"
+
+
+async def _saved(client: Client, url: str, read_timeout: float = 5.0) -> bytes:
+    """The body as ``Response.save`` hands it on (straight from the receive buffer for a body of known length)."""
+    response = await client.get(url, {"User-Agent": "test"}, 5.0, read_timeout)
+    pieces: list[bytes] = []
+    await response.save(lambda piece: pieces.append(bytes(piece)), 64 * 1024)
+    return b"".join(pieces)
+
+
+def test_a_body_of_known_length_is_handed_on_whole_and_the_next_answer_read_from_where_it_ends():
+    """Larger than the receive buffer, in pieces with pauses, and the next answer on the same connection right
+    after it: nothing of the next answer is taken as body, nothing of the body is lost."""
+    body = bytes(range(256)) * 3000  # 768,000 bytes: three times the receive buffer
+
+    def in_pieces(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body[:1000])
+        for start in range(1000, len(body), 100_000):
+            time.sleep(0.01)
+            conn.sendall(body[start:start + 100_000])
+        return True
+
+    async def main(server: Scripted) -> list[bytes]:
+        client = _client()
+        try:
+            return [await _saved(client, f"{server.url}/big"), await _saved(client, f"{server.url}/small"),
+                    await _saved(client, f"{server.url}/big")]
+        finally:
+            client.close()
+
+    with scripted({"/big": in_pieces, "/small": _send(b"small")}) as server:
+        assert _run(main(server)) == [body, b"small", body]
+        assert server.connections == 1
+
+
+def _reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # close sends RST
+    conn.close()
+
+
+@pytest.mark.parametrize(("path", "reason"), [
+    ("/cut", "truncated: the connection closed before the whole body arrived"),
+    ("/reset", "the connection was reset mid-download"),
+    ("/stall", "timed out waiting for data"),
+])
+def test_a_body_handed_on_that_ends_early_fails_with_the_reason(path, reason):
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 500000\r\n\r\n" + b"x" * 100_000
+
+    def cut(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(head)
+        return False
+
+    def reset(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(head)
+        time.sleep(0.2)  # the client is inside the body when the reset comes
+        _reset(conn)
+        return False
+
+    def stall(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(head)
+        time.sleep(3)
+        return False
+
+    async def main(server: Scripted) -> None:
+        client = _client()
+        try:
+            await _saved(client, server.url + path, read_timeout=0.5)
+        finally:
+            client.close()
+
+    with scripted({"/cut": cut, "/reset": reset, "/stall": stall}) as server:
+        with pytest.raises(FetchError) as caught:
+            _run(main(server))
+    assert caught.value.reason == reason
+
+
+def test_what_the_sink_raises_ends_the_download_and_drops_its_connection(caplog):
+    def big(conn: socket.socket, target: str) -> bool:
+        return _send(b"y" * 600_000)(conn, target)
+
+    async def main(server: Scripted) -> bytes:
+        client = _client()
+        seen = []
+
+        def full_disk(piece: memoryview) -> None:
+            seen.append(len(piece))
+            if sum(seen) > 300_000:
+                raise OSError(28, "No space left on device")
+
+        try:
+            response = await client.get(f"{server.url}/big", {}, 5.0, 5.0)
+            with pytest.raises(OSError, match="No space left"):
+                await response.save(full_disk, 64 * 1024)
+            return await _saved(client, f"{server.url}/small")
+        finally:
+            client.close()
+
+    with scripted({"/big": big, "/small": _send(b"after")}) as server, caplog.at_level("DEBUG", logger="asyncio"):
+        assert _run(main(server)) == b"after"
+        assert server.connections == 2  # the first connection was dropped mid-body
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "CRITICAL")]
+
+
+def test_bytes_past_the_end_of_a_body_are_not_taken_as_body_and_the_connection_is_not_reused():
+    def too_long(conn: socket.socket, _target: str) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 300000\r\n\r\n" + b"z" * 300_000 + b"EXTRA BYTES")
+        return True
+
+    async def main(server: Scripted) -> list[bytes]:
+        client = _client()
+        try:
+            first = await _saved(client, f"{server.url}/long")
+            await asyncio.sleep(0.1)  # the bytes after the body reach the idle connection
+            return [first, await _saved(client, f"{server.url}/next")]
+        finally:
+            client.close()
+
+    with scripted({"/long": too_long, "/next": _send(b"next")}) as server:
+        assert _run(main(server)) == [b"z" * 300_000, b"next"]
+        assert server.connections == 2
