@@ -108,6 +108,14 @@ async def _get_body(client: Client, url: str, read_timeout: float = 5.0) -> tupl
     return response.status, body
 
 
+async def _saved(client: Client, url: str, read_timeout: float = 5.0) -> bytes:
+    """The body as ``Response.save`` hands it on (straight from the receive buffer for a body of known length)."""
+    response = await client.get(url, {"User-Agent": "test"}, 5.0, read_timeout)
+    pieces: list[bytes] = []
+    await response.save(lambda piece: pieces.append(bytes(piece)), 64 * 1024)
+    return b"".join(pieces)
+
+
 def _run(coroutine):
     return asyncio.run(coroutine)
 
@@ -289,6 +297,21 @@ def test_https_goes_to_the_checked_address_with_the_host_name_for_sni_and_the_ce
     assert seen["sni"] == ["secure.test", "other.test"] and seen["host"] == [f"secure.test:{port}"] * 2
 
 
+def test_a_body_over_tls_is_handed_on_whole_too(tls_server):  # noqa: F811
+    port, cert_file, _seen = tls_server
+
+    async def main() -> list[bytes]:
+        client = Client(Guard(False, frozenset({"secure.test"}), lambda host, port: ["127.0.0.1"]), max_idle=2,
+                        ca_certs=str(cert_file))
+        try:
+            return [await _saved(client, f"https://secure.test:{port}/big"),
+                    await _saved(client, f"https://secure.test:{port}/x")]
+        finally:
+            client.close()
+
+    assert _run(main()) == [bytes(range(256)) * 1200, b"hello"]
+
+
 def test_a_small_gzip_that_inflates_past_the_size_limit_is_refused():
     bomb = gzip.compress(b"\0" * (8 * 1024 * 1024))  # about 8 KB on the wire
 
@@ -313,14 +336,6 @@ def test_headers_and_request_targets():
     assert headers.getlist("x-robots-tag") == ["noai", "noimageai"] and headers.get("missing") is None
     assert request_target("", "") == "/"
     assert request_target("/a b/é.jpg", "q=1&r=%20") == "/a%20b/%C3%A9.jpg?q=1&r=%20"
-
-
-async def _saved(client: Client, url: str, read_timeout: float = 5.0) -> bytes:
-    """The body as ``Response.save`` hands it on (straight from the receive buffer for a body of known length)."""
-    response = await client.get(url, {"User-Agent": "test"}, 5.0, read_timeout)
-    pieces: list[bytes] = []
-    await response.save(lambda piece: pieces.append(bytes(piece)), 64 * 1024)
-    return b"".join(pieces)
 
 
 def test_a_body_of_known_length_is_handed_on_whole_and_the_next_answer_read_from_where_it_ends():

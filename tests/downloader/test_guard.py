@@ -167,10 +167,11 @@ def tls_server(tmp_path):
 
         def do_GET(self):
             seen["host"].append(self.headers["Host"])
+            body = bytes(range(256)) * 1200 if self.path == "/big" else b"hello"  # /big spans many TLS records
             self.send_response(200)
-            self.send_header("Content-Length", "5")
+            self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(b"hello")
+            self.wfile.write(body)
 
         def log_message(self, *args):
             pass
