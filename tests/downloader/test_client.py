@@ -388,7 +388,7 @@ def test_a_body_handed_on_that_ends_early_fails_with_the_reason(path, reason):
 
     def stall(conn: socket.socket, _target: str) -> bool:
         conn.sendall(head)
-        time.sleep(3)
+        time.sleep(1.2)  # past the 0.5 s read timeout and the watch's next look
         return False
 
     async def main(server: Scripted) -> None:

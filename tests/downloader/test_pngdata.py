@@ -3,6 +3,7 @@ and every truncated or corrupt file refused."""
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -56,6 +57,7 @@ def _decoded(data: bytes) -> Image.Image:
         return image.copy()
 
 
+@functools.cache
 def _images() -> dict[str, bytes]:
     rgb = Image.open(io.BytesIO(render("pngdata", "png")))
     rgb.load()
