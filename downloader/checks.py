@@ -51,7 +51,7 @@ MAX_ROOM_WAITS = 1000  # times one check waits for room at the workers before ch
 # glibc's malloc in a worker: allocations under 16 MiB come from its heap, and up to 32 MiB of freed heap is kept for
 # the next file instead of being handed back to the kernel. By default the heap was trimmed and regrown around
 # nearly every decode: 1,800 checks took 84,000-102,000 page faults and 0.60-0.67 s of system CPU in the workers,
-# and 13,500 (the imports) and 0.26-0.34 s this way. Larger buffers (Pillow's 16 MiB blocks of a big image) are
+# and 13,400-13,600 (the imports) and 0.26-0.38 s this way. Larger buffers (Pillow's 16 MiB blocks of a big image) are
 # still mapped apart and returned when freed. Other C libraries ignore the variable.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=33554432"
 _ROOT = Path(__file__).resolve().parents[1]

@@ -81,9 +81,11 @@ def _decode(image: Image.Image, path: Path, options: DownloadOptions) -> tuple[i
     """Decode once; return the perceptual hash and, when asked for, the preview made from the same pixels.
 
     A PNG of ordinary size is decoded from ``pngdata.stored_copy`` of its file: its image data inflated by ISA-L
-    (checked whole there), which Pillow then only copies.
+    (checked whole there), which Pillow then only copies. A file larger than ``pngdata.MAX_RAW`` is left to Pillow
+    without being read whole first: its image data would almost always inflate to more than that.
     """
-    if image.format == "PNG" and (stored := pngdata.stored_copy(path.read_bytes())) is not None:
+    if (image.format == "PNG" and path.stat().st_size <= pngdata.MAX_RAW
+            and (stored := pngdata.stored_copy(path.read_bytes())) is not None):
         with Image.open(io.BytesIO(stored), formats=("PNG",)) as copy:
             return _decode_loaded(copy, options)
     return _decode_loaded(image, options)

@@ -177,3 +177,16 @@ def test_inspect_hashes_a_png_as_pillow_alone_does(tmp_path, monkeypatch):
     fast = inspect(path, DownloadOptions(thumbnails=True))
     monkeypatch.setattr(pngdata, "stored_copy", lambda data: None)
     assert inspect(path, DownloadOptions(thumbnails=True)) == fast
+
+
+def test_inspect_leaves_a_file_over_the_limit_to_pillow_without_reading_it_for_the_copy(tmp_path, monkeypatch):
+    path = tmp_path / "download.part"
+    path.write_bytes(render("pngdata-large", "png"))
+    expected = inspect(path, DownloadOptions())
+    monkeypatch.setattr(pngdata, "MAX_RAW", path.stat().st_size - 1)
+
+    def never(data: bytes) -> bytes | None:
+        raise AssertionError("read whole for the stored copy")
+
+    monkeypatch.setattr(pngdata, "stored_copy", never)
+    assert inspect(path, DownloadOptions()) == expected
