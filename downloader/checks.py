@@ -1,6 +1,6 @@
 """Check downloaded files in worker processes, so that decoding never competes with the download loop for the GIL.
 
-Decoding and hashing cost about 2-3 ms of CPU per image, the fetch well under 1 ms. Decoding beside the fetches in
+Decoding and hashing cost about 1.5-3 ms of CPU per image, the fetch well under 1 ms. Decoding beside the fetches in
 one process costs them the interpreter lock (the stage once lost about 1.7 ms of CPU per image to 32 download threads
 handing it to one another); here the stage's event loop only fetches, and each file is checked
 (``validate.inspect``: the real format, a whole decode, the perceptual hash) by one of a few long-lived child

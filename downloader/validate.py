@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import threading
 from pathlib import Path
 
 import numpy as np
 from PIL import GifImagePlugin, Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError, WebPImagePlugin
 
-from . import pngdata
+from . import greyscale, pngdata
 from .errors import InvalidImage, TooSmall, UnwantedFormat
 from .options import DownloadOptions
 from .records import ImageInfo
@@ -45,25 +46,48 @@ def _dct_rows(size: int = 32, keep: int = 8) -> np.ndarray:
     return 2.0 * np.cos(np.pi * k * (2 * n + 1) / (2 * size))
 
 
-def phash_of(image: Image.Image) -> int:
-    """Return the 64-bit perceptual hash of ``image`` as an int: the bits of ImageHash's ``phash``, row by row.
+def _lanczos(length: int, size: int = 32, lobes: int = 3) -> np.ndarray:
+    """The ``size x length`` matrix that resamples ``length`` pixels to ``size`` with a Lanczos filter weighted as
+    Pillow's LANCZOS resize weighs them (its support widened by the reduction factor), in floating point."""
+    scale = length / size
+    stretch = max(scale, 1.0)
+    centres = (np.arange(size) + 0.5) * scale
+    offsets = ((np.arange(length) + 0.5)[None, :] - centres[:, None]) / stretch
+    weights = np.sinc(offsets) * np.sinc(offsets / lobes)
+    weights[np.abs(offsets) >= lobes] = 0.0
+    return weights / weights.sum(axis=1, keepdims=True)
 
-    The 8 x 8 lowest frequencies of the DCT of a 32 x 32 grey thumbnail, each bit set when above their median;
-    two small matrix products instead of SciPy's FFT (whose import alone costs more than a thousand hashes).
+
+@functools.lru_cache(maxsize=1024)
+def _hash_side(length: int) -> np.ndarray:
+    """The 8 lowest DCT frequencies of the 32-pixel Lanczos resampling of a side of ``length`` pixels: 8 x length."""
+    return _dct_rows() @ _lanczos(length)
+
+
+def phash_of_grey(grey: np.ndarray) -> int:
+    """The 64-bit perceptual hash of grey pixels (a 2-D array) as an int: the 8 x 8 lowest frequencies of the DCT of
+    their 32 x 32 Lanczos resampling, each bit set when above their median, row by row (the bits of ImageHash's
+    ``phash`` but for rounding: here the resampling and the DCT are one pair of matrix products, in floating point)."""
+    height, width = grey.shape
+    low = (_hash_side(height) @ grey @ _hash_side(width).T).ravel()
+    ranked = np.sort(low)
+    return int.from_bytes(np.packbits(low > (ranked[31] + ranked[32]) / 2).tobytes(), "big")
+
+
+def phash_of(image: Image.Image) -> int:
+    """Return the 64-bit perceptual hash of ``image`` as an int (``phash_of_grey`` of its pixels).
+
+    A box reduction to 64-127 px first, in the image's own mode (one pass over the full pixels, then the grey
+    conversion on the small copy): the hash only sees 32 x 32, and resampling a larger image costs far more.
+    JPEG arrives here already at 1/8 scale (draft mode), so both paths hash from about the same size, as do the
+    images ``greyscale`` decodes. Palette, bilevel and 16-bit images are made grey first: averaging palette indices
+    means nothing.
     """
-    # A box reduction to 64-127 px first, in the image's own mode (one pass over the full pixels, then the grey
-    # conversion on the small copy): the hash only sees 32 x 32, and Lanczos from a larger size costs far more.
-    # JPEG arrives here already at 1/8 scale (draft mode), so both paths hash from about the same size.
-    # Palette, bilevel and 16-bit images are made grey first: averaging palette indices means nothing.
     source = image if image.mode in _REDUCIBLE else image.convert("L")
     factor = min(source.size) // 64
     small = source.reduce(factor) if factor > 1 else source
     grey = small if small.mode == "L" else small.convert("L")
-    pixels = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-    rows = _dct_rows()
-    low = rows @ pixels @ rows.T
-    bits = (low > np.median(low)).ravel()
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+    return phash_of_grey(np.asarray(grey, dtype=np.float64))
 
 
 def thumbnail_of(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
@@ -77,15 +101,15 @@ def thumbnail_of(image: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
     return out.getvalue()
 
 
-def _decode(image: Image.Image, path: Path, options: DownloadOptions) -> tuple[int, bytes | None]:
+def _decode(image: Image.Image, data: bytes | None, options: DownloadOptions) -> tuple[int, bytes | None]:
     """Decode once; return the perceptual hash and, when asked for, the preview made from the same pixels.
 
     A PNG of ordinary size is decoded from ``pngdata.stored_copy`` of its file: its image data inflated by ISA-L
     (checked whole there), which Pillow then only copies. A file larger than ``pngdata.MAX_RAW`` is left to Pillow
-    without being read whole first: its image data would almost always inflate to more than that.
+    as it is: its image data would almost always inflate to more than that.
     """
-    if (image.format == "PNG" and path.stat().st_size <= pngdata.MAX_RAW
-            and (stored := pngdata.stored_copy(path.read_bytes())) is not None):
+    if (image.format == "PNG" and data is not None and len(data) <= pngdata.MAX_RAW
+            and (stored := pngdata.stored_copy(data)) is not None):
         with Image.open(io.BytesIO(stored), formats=("PNG",)) as copy:
             return _decode_loaded(copy, options)
     return _decode_loaded(image, options)
@@ -96,18 +120,53 @@ def _decode_loaded(image: Image.Image, options: DownloadOptions) -> tuple[int, b
     return phash_of(image), (thumbnail_of(image) if options.thumbnails else None)
 
 
+def _read(path: Path, options: DownloadOptions) -> tuple[bytes | None, bytes]:
+    """The whole file if it is at most ``options.max_bytes`` (every download is), else None; and its first 512
+    bytes."""
+    with path.open("rb", buffering=0) as handle:
+        if os.fstat(handle.fileno()).st_size > options.max_bytes:
+            return None, handle.read(512)
+        data = handle.read()
+        return data, data[:512]
+
+
+def _check_size(fmt: str, width: int, height: int, options: DownloadOptions) -> None:
+    """Refuse a decompression bomb, a format not asked for or an image too small, with the reason."""
+    if width * height > options.max_pixels:
+        raise InvalidImage(f"a decompression bomb: {width}x{height} pixels is over the {options.max_pixels:,} limit")
+    if fmt not in options.formats:
+        raise UnwantedFormat(f"a {fmt.upper()} image; asked for {', '.join(sorted(options.formats))}")
+    min_width, min_height = options.min_size
+    if width < min_width or height < min_height:
+        raise TooSmall(f"too small: {width}x{height}, the minimum is {min_width}x{min_height}")
+
+
 def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
-    """Decode the file at ``path`` fully and return its real format, size and perceptual hash, or raise why not."""
-    with path.open("rb") as handle:
-        head = handle.read(512)
+    """Decode the file at ``path`` fully and return its real format, size and perceptual hash, or raise why not.
+
+    The file is read once. A JPEG or an 8-bit PNG, when no preview is wanted, is decoded by ``greyscale`` in one
+    call to libjpeg-turbo or libspng; every other image, and any file those leave alone, by Pillow.
+    """
+    data, head = _read(path, options)
     if not head:
         raise InvalidImage("empty file")
     text = _looks_like_text(head)
     if text:
         raise InvalidImage(text)
+    found = greyscale.header(data) if data is not None and not options.thumbnails else None
+    # Larger than Pillow's own limit: Pillow opens it, so that its decompression bomb check applies as before.
+    if found is not None and found[1] * found[2] <= (Image.MAX_IMAGE_PIXELS or found[1] * found[2]):
+        fmt, width, height = found
+        _check_size(fmt, width, height, options)
+        try:
+            grey = greyscale.grey(fmt, data)  # type: ignore[arg-type]  # data is not None when found is not
+        except ValueError as exc:
+            raise InvalidImage(f"a damaged or truncated {fmt.upper()} ({exc})") from exc
+        if grey is not None:
+            return ImageInfo(fmt, KNOWN[fmt.upper()][1], width, height, phash_of_grey(grey), None)
     try:
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; our own max_pixels check below decides.
-        image = Image.open(path, formats=tuple(KNOWN))
+        image = Image.open(path if data is None else io.BytesIO(data), formats=tuple(KNOWN))
     except Image.DecompressionBombError as exc:
         raise InvalidImage(f"a decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
@@ -115,15 +174,7 @@ def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
     with image:
         fmt, ext = KNOWN[image.format or ""]
         width, height = image.size
-        if width * height > options.max_pixels:
-            raise InvalidImage(
-                f"a decompression bomb: {width}x{height} pixels is over the {options.max_pixels:,} limit"
-            )
-        if fmt not in options.formats:
-            raise UnwantedFormat(f"a {fmt.upper()} image; asked for {', '.join(sorted(options.formats))}")
-        min_width, min_height = options.min_size
-        if width < min_width or height < min_height:
-            raise TooSmall(f"too small: {width}x{height}, the minimum is {min_width}x{min_height}")
+        _check_size(fmt, width, height, options)
         try:
             if fmt == "jpeg":
                 # Decoding at 1/8 scale still reads every byte (truncation is caught) and is 10x faster; in colour
@@ -134,9 +185,9 @@ def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
                     image.draft("L", (64, 64))
             if fmt != "jpeg" and width * height > _LARGE_PIXELS:
                 with _LARGE_DECODES:
-                    phash, preview = _decode(image, path, options)
+                    phash, preview = _decode(image, data, options)
             else:
-                phash, preview = _decode(image, path, options)
+                phash, preview = _decode(image, data, options)
             return ImageInfo(fmt, ext, width, height, phash, preview)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InvalidImage(f"a damaged or truncated {fmt.upper()} ({exc})") from exc
