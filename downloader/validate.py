@@ -141,6 +141,24 @@ def _check_size(fmt: str, width: int, height: int, options: DownloadOptions) -> 
         raise TooSmall(f"too small: {width}x{height}, the minimum is {min_width}x{min_height}")
 
 
+def _by_greyscale(data: bytes, options: DownloadOptions) -> ImageInfo | None:
+    """``inspect``'s answer for a JPEG or PNG that ``greyscale`` decodes; None where Pillow should decide."""
+    found = greyscale.header(data)
+    if found is None:
+        return None
+    fmt, width, height = found
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        return None  # Pillow opens it, so that its own decompression bomb check applies as before
+    _check_size(fmt, width, height, options)
+    try:
+        grey = greyscale.grey(fmt, data)
+    except ValueError as exc:
+        raise InvalidImage(f"a damaged or truncated {fmt.upper()} ({exc})") from exc
+    if grey is None:
+        return None
+    return ImageInfo(fmt, KNOWN[fmt.upper()][1], width, height, phash_of_grey(grey), None)
+
+
 def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
     """Decode the file at ``path`` fully and return its real format, size and perceptual hash, or raise why not.
 
@@ -153,17 +171,10 @@ def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
     text = _looks_like_text(head)
     if text:
         raise InvalidImage(text)
-    found = greyscale.header(data) if data is not None and not options.thumbnails else None
-    # Larger than Pillow's own limit: Pillow opens it, so that its decompression bomb check applies as before.
-    if found is not None and found[1] * found[2] <= (Image.MAX_IMAGE_PIXELS or found[1] * found[2]):
-        fmt, width, height = found
-        _check_size(fmt, width, height, options)
-        try:
-            grey = greyscale.grey(fmt, data)  # type: ignore[arg-type]  # data is not None when found is not
-        except ValueError as exc:
-            raise InvalidImage(f"a damaged or truncated {fmt.upper()} ({exc})") from exc
-        if grey is not None:
-            return ImageInfo(fmt, KNOWN[fmt.upper()][1], width, height, phash_of_grey(grey), None)
+    if data is not None and not options.thumbnails:
+        info = _by_greyscale(data, options)
+        if info is not None:
+            return info
     try:
         # Pillow only warns between MAX_IMAGE_PIXELS and twice that; our own max_pixels check below decides.
         image = Image.open(path if data is None else io.BytesIO(data), formats=tuple(KNOWN))
