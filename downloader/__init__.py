@@ -39,36 +39,51 @@ Errors: one URL's problem is never raised; it becomes a Failure whose reason com
 lets an exception from ``more`` propagate unchanged (it belongs to the collector).
 """
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from .candidates import CandidateLike, ListedURL
-from .dataset import LAYOUTS, LICENCE_FIELDS, SPLITS, Dataset, DatasetFailure, DatasetImage
-from .errors import (
-    BlockedURL,
-    DownloadError,
-    FetchError,
-    InvalidImage,
-    NotForAI,
-    TooLarge,
-    TooSmall,
-    UnwantedFormat,
-)
-from .options import DownloadOptions
-from .package import failures_csv, manifest_csv, write_dataset, write_reports, write_zip
-from .records import DownloadResult, Failure, ImageRecord
-
 if TYPE_CHECKING:
+    from .candidates import CandidateLike, ListedURL
+    from .dataset import LAYOUTS, LICENCE_FIELDS, SPLITS, Dataset, DatasetFailure, DatasetImage
+    from .errors import (
+        BlockedURL,
+        DownloadError,
+        FetchError,
+        InvalidImage,
+        NotForAI,
+        TooLarge,
+        TooSmall,
+        UnwantedFormat,
+    )
+    from .options import DownloadOptions
+    from .package import failures_csv, manifest_csv, write_dataset, write_reports, write_zip
+    from .records import DownloadResult, Failure, ImageRecord
     from .stage import download_images
+
+# Each public name is imported from its module on first use, so that importing one part of the package (a check
+# worker imports only ``checkworker`` and ``validate``; `flask fetch --help` only the options) loads no other: the
+# stage pulls in urllib3 and asyncio, the packaging zipfile and csv, the worker Pillow and NumPy.
+_HOMES = {
+    "candidates": ("CandidateLike", "ListedURL"),
+    "dataset": ("LAYOUTS", "LICENCE_FIELDS", "SPLITS", "Dataset", "DatasetFailure", "DatasetImage"),
+    "errors": ("BlockedURL", "DownloadError", "FetchError", "InvalidImage", "NotForAI", "TooLarge", "TooSmall",
+               "UnwantedFormat"),
+    "options": ("DownloadOptions",),
+    "package": ("failures_csv", "manifest_csv", "write_dataset", "write_reports", "write_zip"),
+    "records": ("DownloadResult", "Failure", "ImageRecord"),
+    "stage": ("download_images",),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    # The stage pulls in Pillow, NumPy, urllib3 and requests: imported on first use, so `flask fetch --help` and the web
-    # forms (which only need the options and formats) start without them.
-    if name == "download_images":
-        from .stage import download_images
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # the next lookup is an ordinary one
+    return value
 
-        return download_images
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "LAYOUTS",

@@ -6,7 +6,7 @@ handing it to one another); here the stage's event loop only fetches, and each f
 (``validate.inspect``: the real format, a whole decode, the perceptual hash) by one of a few long-lived child
 processes, one file at a time each.
 
-A worker is ``python -m downloader.checks``: it reads one request a line on stdin (JSON: the file's path and the
+A worker is ``python -m downloader.checkworker``: it reads one request a line on stdin (JSON: the file's path and the
 filters) and writes one answer a line on stdout; it ends when its stdin closes, so it never outlives its parent.
 The first checks wait for a worker to be ready (about 0.1 s: Pillow and NumPy are imported);
 whenever no worker can be had, a thread of the stage checks the file itself, with the same code and the same answer.
@@ -24,7 +24,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -33,9 +32,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from .errors import DownloadError, InvalidImage, TooSmall, UnwantedFormat
+from .checkworker import REFUSALS
+from .errors import DownloadError, InvalidImage
 from .options import DownloadOptions
 from .records import ImageInfo
 
@@ -55,9 +55,6 @@ MAX_ROOM_WAITS = 1000  # times one check waits for room at the workers before ch
 # still mapped apart and returned when freed. Other C libraries ignore the variable.
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=16777216:glibc.malloc.trim_threshold=33554432"
 _ROOT = Path(__file__).resolve().parents[1]
-_REFUSALS: dict[str, type[DownloadError]] = {
-    cls.__name__: cls for cls in (DownloadError, InvalidImage, TooSmall, UnwantedFormat)
-}
 
 
 def request_of(path: Path, options: DownloadOptions) -> dict[str, Any]:
@@ -73,49 +70,14 @@ def request_of(path: Path, options: DownloadOptions) -> dict[str, Any]:
     }
 
 
-def answer_to(request: dict[str, Any]) -> dict[str, Any]:
-    """Check one file (in a worker); every outcome, a bug included, is an answer."""
-    from .validate import inspect  # Pillow and NumPy: this module leaves them out so that workers start sooner
-
-    fields = {key: value for key, value in request.items() if key != "path"}
-    try:
-        info = inspect(Path(request["path"]), DownloadOptions(**{**fields, "formats": frozenset(fields["formats"])}))
-    except DownloadError as exc:
-        kind = type(exc).__name__ if type(exc).__name__ in _REFUSALS else "DownloadError"
-        return {"refused": {"kind": kind, "reason": exc.reason}}
-    except FileNotFoundError:  # its stage ended (and removed its files) while this request waited in the pipe
-        logger.debug("no file to check at %s: its download stage has ended", request.get("path"))
-        return {"refused": {"kind": "DownloadError", "reason": "the downloaded file was gone before its check"}}
-    except Exception as exc:  # a bug must cost one image, not the worker
-        logger.exception("unexpected error checking %s", request.get("path"))
-        return {"refused": {"kind": "DownloadError", "reason": f"unexpected error ({type(exc).__name__}); see the log"}}
-    thumbnail = base64.b64encode(info.thumbnail).decode("ascii") if info.thumbnail else None
-    return {"info": {"format": info.format, "ext": info.ext, "width": info.width, "height": info.height,
-                     "phash": info.phash, "thumbnail": thumbnail}}
-
-
 def info_from(answer: dict[str, Any]) -> ImageInfo:
     """Turn a worker's answer back into the ImageInfo ``inspect`` returns, or raise its refusal."""
     if "refused" in answer:
         refused = answer["refused"]
-        raise _REFUSALS.get(refused["kind"], DownloadError)(refused["reason"])
+        raise REFUSALS.get(refused["kind"], DownloadError)(refused["reason"])
     info = dict(answer["info"])
     thumbnail = info.pop("thumbnail")
     return ImageInfo(**info, thumbnail=base64.b64decode(thumbnail) if thumbnail else None)
-
-
-def serve(requests: BinaryIO, answers: BinaryIO) -> None:
-    """The worker's loop: one JSON request a line in, one JSON answer a line out, until ``requests`` ends.
-
-    Pillow and NumPy, which make a worker slow to start, are imported before it says it is ready.
-    """
-    from . import validate  # noqa: F401
-
-    answers.write(b'{"ready": true}\n')
-    answers.flush()
-    for line in requests:
-        answers.write(json.dumps(answer_to(json.loads(line))).encode() + b"\n")
-        answers.flush()
 
 
 class WorkerLost(Exception):
@@ -148,7 +110,7 @@ class _Worker:
                    GLIBC_TUNABLES=":".join(filter(None, [MALLOC_TUNABLES, os.environ.get("GLIBC_TUNABLES")])),
                    PYTHONPATH=os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])))
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "downloader.checks"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            [sys.executable, "-m", "downloader.checkworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self.stdin, self.stdout = self.process.stdin, self.process.stdout
@@ -452,17 +414,3 @@ def checker(options: DownloadOptions, want: int) -> Callable[[Path, Executor], A
         return await asyncio.get_running_loop().run_in_executor(threads, check_here, path, options)
 
     return check
-
-
-def _main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it closes our stdin
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    serve(sys.stdin.buffer, sys.stdout.buffer)
-    # Every answer is written and flushed, and a worker holds nothing else: skip the interpreter's teardown (about
-    # 0.1 s with Pillow and NumPy loaded), which the parent would otherwise wait for at its own exit.
-    logging.shutdown()
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    _main()

@@ -1,6 +1,6 @@
 """Check workers: the same answers as a check in the download thread, and a lost worker costs one file at most.
 
-Every test here starts real `python -m downloader.checks` processes and stops them by their own ids.
+Every test here starts real `python -m downloader.checkworker` processes and stops them by their own ids.
 """
 
 from __future__ import annotations
@@ -315,9 +315,10 @@ def test_a_worker_with_its_fill_of_requests_never_holds_up_the_event_loop(tmp_pa
 
 def test_a_file_gone_before_its_check_is_refused_without_a_traceback(tmp_path, caplog):
     """A stage that ends removes its files while requests for them may still wait at a worker."""
-    from downloader.checks import answer_to, request_of
+    from downloader.checks import request_of
+    from downloader.checkworker import answer_to
 
-    with caplog.at_level(logging.DEBUG, logger="downloader.checks"):
+    with caplog.at_level(logging.DEBUG, logger="downloader.checkworker"):
         answer = answer_to(request_of(tmp_path / "gone.part", DownloadOptions()))
     assert answer == {"refused": {"kind": "DownloadError", "reason": "the downloaded file was gone before its check"}}
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
@@ -346,3 +347,13 @@ def test_a_worker_reuses_its_memory_from_one_file_to_the_next(tmp_path):
         assert _minor_faults(pid) - before < 250
     finally:
         pool.close()
+
+
+def test_a_worker_imports_only_what_it_checks_with():
+    """Not the pool's asyncio and threads, nor the rest of the package: a worker starts in less time."""
+    names = ["asyncio", "concurrent.futures", "zipfile", "csv", "ssl", "urllib3", "downloader.checks",
+             "downloader.stage", "downloader.package", "downloader.dataset", "numpy", "PIL.Image"]
+    code = (f"import sys, downloader.checkworker; from downloader import validate; "
+            f"print(' '.join(name for name in {names!r} if name in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.split() == ["numpy", "PIL.Image"]  # what it checks with, and nothing of the rest
