@@ -11,7 +11,9 @@ In one run it prints:
 
 1. 500 URLs on one host, 10% broken (404, 500, truncated, reset, HTML), no added latency: the whole
    ``flask --app app fetch`` command beside the whole ``img2dataset`` command (``--processes_count 2
-   --thread_count 64``, no resizing, no re-encoding), wall time of each and the ratio;
+   --thread_count 64``, no resizing, no re-encoding), wall time of each and the ratio, in ``--rounds`` rounds (3
+   by default) that alternate the two commands, then the median of each command's times and their ratio: on this
+   virtual machine one command's time moves by a fifth or more from one run to the next;
 2. the same with 2,000 URLs over 16 hosts (ports) and 50 +- 50 ms added to every response;
 3. the download stage alone (``download_images``, in this process, with the app's default options) on 500 good
    URLs under 50 host names, twice: first while its check workers start (as in a fresh process), then with them
@@ -46,6 +48,7 @@ import os
 import random
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,29 +269,43 @@ def warm_pages(folder: Path, megabytes: int) -> None:
 
 
 def compare(
-    label: str, urls: list[str], peer: Path | None, server: Servers, warm_mb: int
+    label: str, urls: list[str], peer: Path | None, server: Servers, warm_mb: int, rounds: int
 ) -> tuple[float, float | None]:
-    """Print both whole commands' figures, each run after ``warm_pages(warm_mb)``; return the image server's CPU
-    seconds while ours ran, and img2dataset's seconds (None without it)."""
-    peer_s = None
-    with tempfile.TemporaryDirectory(prefix="bench-download-") as folder:
-        work = Path(folder)
-        raw_fetch(urls)  # warm-up: every image is in the server's memory
-        warm_pages(work, warm_mb)
-        served = server.cpu()
-        ours_s, ours_mb, ours_cpu, ours_n = ours_fetch(urls, work)
-        served = server.cpu() - served
-        line = (f"{label}: flask fetch {ours_s:.2f} s ({ours_n} images, peak {ours_mb:.0f} MB, CPU {ours_cpu:.2f} s, "
-                f"the image server's CPU {served:.2f} s, {load()})")
-        if peer is not None:
+    """Run both whole commands ``rounds`` times, alternating (each after ``warm_pages(warm_mb)``); print every
+    round's figures and, over several rounds, the median of each command's seconds and their ratio. Return the image
+    server's median CPU seconds while ours ran, and img2dataset's median seconds (None without it)."""
+    ours_runs: list[float] = []
+    peer_runs: list[float] = []
+    served_runs: list[float] = []
+    for round_number in range(1, rounds + 1):
+        with tempfile.TemporaryDirectory(prefix="bench-download-") as folder:
+            work = Path(folder)
+            raw_fetch(urls)  # warm-up: every image is in the server's memory
             warm_pages(work, warm_mb)
-            peer_served = server.cpu()
-            peer_s, peer_mb, peer_cpu, peer_n = peer_fetch(peer, urls, work)
-            peer_served = server.cpu() - peer_served
-            line += (f"; img2dataset {peer_s:.2f} s ({peer_n} images, peak {peer_mb:.0f} MB, CPU {peer_cpu:.2f} s, "
-                     f"the image server's CPU {peer_served:.2f} s, {load()}); {peer_s / ours_s:.2f}x")
-        print(line, flush=True)
-    return served, peer_s
+            served = server.cpu()
+            ours_s, ours_mb, ours_cpu, ours_n = ours_fetch(urls, work)
+            served = server.cpu() - served
+            ours_runs.append(ours_s)
+            served_runs.append(served)
+            line = (f"{label}{f', round {round_number} of {rounds}' if rounds > 1 else ''}: flask fetch "
+                    f"{ours_s:.2f} s ({ours_n} images, peak {ours_mb:.0f} MB, CPU {ours_cpu:.2f} s, "
+                    f"the image server's CPU {served:.2f} s, {load()})")
+            if peer is not None:
+                warm_pages(work, warm_mb)
+                peer_served = server.cpu()
+                peer_s, peer_mb, peer_cpu, peer_n = peer_fetch(peer, urls, work)
+                peer_served = server.cpu() - peer_served
+                peer_runs.append(peer_s)
+                line += (f"; img2dataset {peer_s:.2f} s ({peer_n} images, peak {peer_mb:.0f} MB, CPU {peer_cpu:.2f} "
+                         f"s, the image server's CPU {peer_served:.2f} s, {load()}); {peer_s / ours_s:.2f}x")
+            print(line, flush=True)
+    if rounds > 1:
+        summary = f"{label}, median of {rounds} rounds: flask fetch {statistics.median(ours_runs):.2f} s"
+        if peer_runs:
+            summary += (f"; img2dataset {statistics.median(peer_runs):.2f} s; "
+                        f"{statistics.median(peer_runs) / statistics.median(ours_runs):.2f}x")
+        print(summary, flush=True)
+    return statistics.median(served_runs), statistics.median(peer_runs) if peer_runs else None
 
 
 def check_floor(cache: Path, count: int, served: float, peer_s: float | None) -> None:
@@ -386,6 +403,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "aid-bench-images")
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / ".work",
                         help="where the runs write their images (default: bench/.work in the checkout)")
+    parser.add_argument("--rounds", type=int, default=3, metavar="N",
+                        help="run each whole-command comparison N times, alternating the two tools (default 3)")
     parser.add_argument("--warm-pages", type=int, default=0, metavar="MB",
                         help="write and delete MB megabytes in the work folder before each whole command")
     args = parser.parse_args()
@@ -404,14 +423,14 @@ def main() -> None:
     compile_bytecode()
     with Servers(args.cache) as one:
         compare("500 URLs, one host, 10% broken, no latency", [one.urls[0] + p for p in url_paths(500, 0.1)], peer, one,
-                args.warm_pages)
+                args.warm_pages, args.rounds)
         stage_alone(one, 500, "the first in a new process (its check workers starting)")
         stage_alone(one, 500, "a later one (the check workers running, as in an app after its first job)")
     with Servers(args.cache, ports=16, latency=0.05, jitter=0.05) as many:
         paths = url_paths(2000, 0.1)
         urls = [many.urls[i % len(many.urls)] + path for i, path in enumerate(paths)]
         served, peer_s = compare("2,000 URLs, 16 hosts, 10% broken, 50 +- 50 ms", urls, peer, many,
-                                  args.warm_pages)
+                                  args.warm_pages, args.rounds)
     check_floor(args.cache, 2000, served, peer_s)
     start_time()
     print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
