@@ -182,6 +182,8 @@ def inspect(path: Path, options: DownloadOptions) -> ImageInfo:
         raise InvalidImage(f"a decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise InvalidImage("not a JPEG, PNG, WebP or GIF image") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # cut short within its header, say
+        raise InvalidImage(f"a damaged or truncated image ({exc})") from exc
     with image:
         fmt, ext = KNOWN[image.format or ""]
         width, height = image.size

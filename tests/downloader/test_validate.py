@@ -41,6 +41,7 @@ def test_format_and_extension_come_from_the_bytes(tmp_path, ext, fmt):
         (b"GIF87a-not-really", InvalidImage, ""),
         (b"BM" + b"\x00" * 100, InvalidImage, "not a JPEG, PNG, WebP or GIF"),
         (render("cut", "jpg")[:6000], InvalidImage, "truncated"),
+        (render("cut", "jpg")[:200], InvalidImage, "a damaged or truncated image (Truncated File Read)"),
         (render("cut", "png")[:3000], InvalidImage, "truncated"),
         (_png(1, 1), TooSmall, "1x1"),
         (_png(31, 400), TooSmall, "31x400"),
