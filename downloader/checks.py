@@ -31,6 +31,7 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -403,14 +404,33 @@ def check_here(path: Path, options: DownloadOptions) -> ImageInfo:
 
 def checker(options: DownloadOptions, want: int) -> Callable[[Path, Executor], Awaitable[ImageInfo]]:
     """Return how one stage checks a file, from its event loop: in a worker process when it has them, else in a
-    thread of the executor it is given."""
+    thread of the executor it is given. No check makes a preview (``previewer`` does, for the images kept first):
+    a preview is a colour decode and a JPEG encode, and most files are checked faster without one."""
     workers = start_workers(options, want)
+    plain = replace(options, thumbnails=0)
 
     async def check(path: Path, threads: Executor) -> ImageInfo:
         if workers is not None:
-            info = await workers.check_async(path, options)
+            info = await workers.check_async(path, plain)
             if info is not None:
                 return info
-        return await asyncio.get_running_loop().run_in_executor(threads, check_here, path, options)
+        return await asyncio.get_running_loop().run_in_executor(threads, check_here, path, plain)
 
     return check
+
+
+def previewer(options: DownloadOptions, want: int) -> Callable[[Path], bytes | None]:
+    """Return how one stage makes the preview of an image it has kept, once its event loop has ended: decoded again
+    where its checks are made (a worker process, or this thread), since no check made one (see ``checker``)."""
+    workers = start_workers(options, want)
+    wanted = replace(options, thumbnails=max(1, options.thumbnails))
+
+    def preview(path: Path) -> bytes | None:
+        try:
+            info = workers.check(path, wanted) if workers is not None else None
+            return (info or check_here(path, wanted)).thumbnail
+        except DownloadError as exc:  # it was checked whole once: only a file changed since would get here
+            logger.warning("no preview of %s: %s", path.name, exc.reason)
+            return None
+
+    return preview

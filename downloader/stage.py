@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .candidates import CandidateLike
-from .checks import checker
+from .checks import checker, previewer
 from .client import Client
 from .duplicates import Copy, Duplicates
 from .errors import DownloadError
@@ -29,7 +29,7 @@ from .records import DownloadResult, Failure, ImageInfo, ImageRecord
 logger = logging.getLogger(__name__)
 
 IMAGES_DIR = "images"
-THUMBNAILS_DIR = "thumbnails"  # previews of the first images (options.thumbnails), made from the checked pixels
+THUMBNAILS_DIR = "thumbnails"  # previews of the first images (options.thumbnails), made once the stage has them
 MAX_CANDIDATES_PER_IMAGE = 10  # a collector that only yields junk is not asked for ever
 # Downloaded files waiting for their check, beyond the downloads in flight: the fetches run ahead of the checks (on
 # disk, not in memory), so that a slow answer or a retry's pause overlaps the checking instead of coming after it.
@@ -131,6 +131,7 @@ class _Stage:
         self.kept: dict[int, _Done] = {}  # rank -> the checked download, for every copy the duplicates keep
         self.reported = -1
         self.check = checker(options, want)  # in a check worker process, or in a thread of this process
+        self.preview = previewer(options, want)  # the same way, for the first images kept, at the end
 
     # -- candidates ---------------------------------------------------------------------------------------------
 
@@ -314,9 +315,9 @@ class _Stage:
             assert done.fetched is not None and done.info is not None  # only checked downloads are kept
             name = f"{number:0{width}d}.{done.info.ext}"
             done.part.replace(images / name)
-            if done.info.thumbnail and number <= self.options.thumbnails:
+            if number <= self.options.thumbnails and (preview := self.preview(images / name)) is not None:
                 previews.mkdir(exist_ok=True)
-                (previews / f"{number:0{width}d}.jpg").write_bytes(done.info.thumbnail)
+                (previews / f"{number:0{width}d}.jpg").write_bytes(preview)
             candidate = done.task.candidate
             self.result.images.append(
                 ImageRecord(

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from downloader import DownloadOptions, download_images
-from downloader.checks import CheckWorkers, checker
+from downloader.checks import CheckWorkers, checker, previewer
 from downloader.errors import DownloadError, InvalidImage
 from downloader.options import check_workers
 from downloader.validate import inspect
@@ -229,6 +229,10 @@ def test_a_stage_with_workers_keeps_the_same_images_as_one_without(image_server,
     assert sorted((f.url, f.reason) for f in with_workers.failures) == sorted(
         (f.url, f.reason) for f in without.failures)
     assert sorted(p.name for p in (tmp_path / "2" / "thumbnails").iterdir()) == [f"{n:04d}.jpg" for n in range(1, 5)]
+    for workers, result in results.items():  # previews of the first four images kept, made once the stage had them
+        for number, image in enumerate(result.images[:4], start=1):
+            preview = (tmp_path / str(workers) / "thumbnails" / f"{number:04d}.jpg").read_bytes()
+            assert preview == inspect(tmp_path / str(workers) / image.file, DownloadOptions(thumbnails=1)).thumbnail
 
 
 @pytest.mark.parametrize(("setting", "expected"), [("auto", min(os.cpu_count() or 1, 4)), (0, 0), (3, 3)])
@@ -357,3 +361,14 @@ def test_a_worker_imports_only_what_it_checks_with():
             f"print(' '.join(name for name in {names!r} if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.split() == ["numpy", "PIL.Image"]  # what it checks with, and nothing of the rest
+
+
+def test_checks_make_no_preview_and_the_previewer_makes_it_for_a_kept_image(tmp_path):
+    """A preview costs a colour decode and a JPEG encode: only the images kept first get one, at the stage's end."""
+    path = tmp_path / "kept.jpg"
+    path.write_bytes(render("cw-preview", "jpg"))
+    options = DownloadOptions(thumbnails=8)
+    with ThreadPoolExecutor(1) as threads:
+        info = asyncio.run(checker(options, 1)(path, threads))
+    assert info.thumbnail is None and info.format == "jpeg"
+    assert previewer(options, 1)(path) == inspect(path, DownloadOptions(thumbnails=1)).thumbnail
