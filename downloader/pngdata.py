@@ -1,5 +1,7 @@
-"""A PNG's image data inflated by ISA-L, handed to Pillow stored: the same pixels and refusals, the inflate in half
-the time.
+"""A PNG's image data inflated by ISA-L, handed on stored: the same pixels and refusals, the inflate in half the time.
+
+The stored copy goes to libspng for an 8-bit grey, RGB or RGBA PNG (``greyscale``), and to Pillow for any other
+(a palette, another bit depth, a preview); either decoder then only copies the data before undoing its row filters.
 
 Pillow's PNG decoder inflates the image data (IDAT) with the system's zlib, 1.2.13 on Debian 12, which its wheels do
 not replace (python-pillow/Pillow#5986): on the download benchmark's PNGs (186 KB on average) that took 1.36 ms of the
