@@ -8,7 +8,10 @@ processes, one file at a time each.
 
 A worker is ``python -m downloader.checkworker``: it reads one request a line on stdin (JSON: the file's path and the
 filters) and writes one answer a line on stdout; it ends when its stdin closes, so it never outlives its parent.
-The first checks wait for a worker to be ready (about 0.1 s: Pillow and NumPy are imported);
+One worker is started, and the others are forked from it once it has imported Pillow, NumPy and the decoders, so
+they start with them imported (starting two took 0.23-0.32 s of CPU this way, 0.45-0.53 s as two processes); one
+replaced after a crash is started anew. The first
+checks wait for a worker to be ready (about 0.1-0.3 s);
 whenever no worker can be had, a thread of the stage checks the file itself, with the same code and the same answer.
 Requests queue in a worker's pipe, so it never waits idle while the loop is busy. A worker that
 dies or takes longer than ``CHECK_TIMEOUT`` seconds on a file is killed and replaced; that one file is refused
@@ -24,16 +27,18 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .checkworker import REFUSALS
 from .errors import DownloadError, InvalidImage
@@ -105,16 +110,11 @@ class _Worker:
     """One child process: requests go in as they come (up to PIPE_BUDGET bytes of them wait in its pipe, so it is
     never idle while there is work), and one reader thread hands each answer, in order, to the thread waiting for it."""
 
-    def __init__(self, pool: CheckWorkers) -> None:
-        # The caller's own GLIBC_TUNABLES come last, so theirs win.
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
-                   GLIBC_TUNABLES=":".join(filter(None, [MALLOC_TUNABLES, os.environ.get("GLIBC_TUNABLES")])),
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])))
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "downloader.checkworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-        )
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+    def __init__(self, pool: CheckWorkers, stdin: IO[bytes], stdout: IO[bytes],
+                 process: subprocess.Popen[bytes] | None = None) -> None:
+        self.process = process  # None for a sibling: a child of another worker, known by its pid once it is ready
+        self._pid = process.pid if process is not None else None
+        self.stdin, self.stdout = stdin, stdout
         self.pool = pool
         self.lock = threading.Lock()  # guards pending, ready and lost; the reader takes it for each answer
         # Orders the writes to stdin with their places in pending. Not ``lock``: the reader takes that one for each
@@ -125,17 +125,54 @@ class _Worker:
         self.ready = False
         self.lost: str | None = None  # why the worker is gone, once it is
         self.killed_because: str | None = None
-        threading.Thread(target=self._read, name=f"check-worker-{self.pid}", daemon=True).start()
+        threading.Thread(target=self._read, name=f"check-worker-{self._pid or 'sibling'}", daemon=True).start()
+
+    @classmethod
+    def start(cls, pool: CheckWorkers, siblings: int = 0) -> list[_Worker]:
+        """Start one worker process and, forked from it once its imports are done, ``siblings`` more (each on a
+        pair of pipes of its own); return them all, the process first."""
+        # The caller's own GLIBC_TUNABLES come last, so theirs win.
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+                   GLIBC_TUNABLES=":".join(filter(None, [MALLOC_TUNABLES, os.environ.get("GLIBC_TUNABLES")])),
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")])))
+        pipes = [(os.pipe(), os.pipe()) for _ in range(siblings)]  # (requests r, w), (answers r, w) each
+        theirs = [fd for requests, answers in pipes for fd in (requests[0], answers[1])]
+        command = [sys.executable, "-m", "downloader.checkworker"]
+        if pipes:
+            command += ["--siblings", ",".join(f"{requests[0]}:{answers[1]}" for requests, answers in pipes)]
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                       pass_fds=theirs)
+        except BaseException:
+            for requests, answers in pipes:
+                os.close(requests[1])
+                os.close(answers[0])
+            raise
+        finally:
+            for fd in theirs:  # the worker's now; ours closed, so that its end (or a sibling's) reads as the end
+                os.close(fd)
+        assert process.stdin is not None and process.stdout is not None
+        workers = [cls(pool, process.stdin, process.stdout, process)]
+        for requests, answers in pipes:
+            workers.append(cls(pool, os.fdopen(requests[1], "wb"), os.fdopen(answers[0], "rb")))
+        return workers
 
     @property
-    def pid(self) -> int:
-        return self.process.pid
+    def pid(self) -> int | None:
+        """The worker's process id (a sibling's once it is ready)."""
+        return self._pid
+
+    def exit_status(self) -> int | None:
+        return self.process.poll() if self.process is not None else None
 
     def _read(self) -> None:
         try:
-            if not self.stdout.readline():  # the "ready" line, once Pillow and NumPy are imported
+            line = self.stdout.readline()  # the "ready" line, once Pillow and NumPy are imported
+            if not line:
                 raise WorkerLost("the image checker did not start")
+            pid = json.loads(line).get("pid")
             with self.lock:
+                self._pid = pid if isinstance(pid, int) else self._pid
                 self.ready = True
             self.pool._became_ready()
             for line in self.stdout:
@@ -183,7 +220,11 @@ class _Worker:
     def kill(self, reason: str) -> None:
         """Kill the worker because of ``reason``; its reader then fails what waits on it."""
         self.killed_because = reason
-        self.process.kill()
+        if self.process is not None:
+            self.process.kill()
+        elif self._pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
 
     def end_input(self) -> None:
         """Close the worker's stdin: it ends once it has answered what it was sent."""
@@ -196,11 +237,35 @@ class _Worker:
     def stop(self) -> None:
         """End the worker (close its stdin; kill it if it does not end within 5 s) and wait for it."""
         self.end_input()
+        if self.process is None:  # a sibling: the worker it was forked from waits for it
+            if self._pid is not None and not _ended(self._pid, 5):
+                self.kill(self.killed_because or "did not end")
+                _ended(self._pid, 5)
+            return
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
+
+
+def _ended(pid: int, seconds: float) -> bool:
+    """Whether process ``pid`` (not our child) has ended within ``seconds``: gone, or a zombie its parent has yet
+    to wait for."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except (ProcessLookupError, FileNotFoundError):
+            return True
+        except (OSError, IndexError):  # no /proc here, say: only the signal tells
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
 
 
 class CheckWorkers:
@@ -217,22 +282,22 @@ class CheckWorkers:
         self._started = threading.Event()  # a worker is ready, or none is left to become ready
         self._restarts = 0
         self._closed = False
-        for _ in range(count):
-            self._start()
+        self._start(siblings=count - 1)  # one process, the others forked from it with its imports made
 
     @property
     def pids(self) -> list[int]:
+        """The process ids of the workers (a sibling's once it is ready)."""
         with self._lock:
-            return sorted(worker.pid for worker in self._workers)
+            return sorted(worker.pid for worker in self._workers if worker.pid is not None)
 
     def ready_count(self) -> int:
         with self._lock:
             return sum(worker.ready and not worker.lost for worker in self._workers)
 
-    def _start(self) -> None:
-        worker = _Worker(self)
+    def _start(self, siblings: int = 0) -> None:
+        workers = _Worker.start(self, siblings)
         with self._lock:
-            self._workers.add(worker)
+            self._workers.update(workers)
 
     def _became_ready(self) -> None:
         self._started.set()
@@ -240,8 +305,8 @@ class CheckWorkers:
     def _lost(self, worker: _Worker) -> None:
         """Called by a worker's reader once the worker is gone: reap it and start another while restarts are left."""
         if not self._closed:
-            logger.warning("image check worker %d ended (%s, exit status %s)", worker.pid, worker.lost,
-                           worker.process.poll())
+            logger.warning("image check worker %s ended (%s, exit status %s)", worker.pid, worker.lost,
+                           worker.exit_status())
         with self._lock:
             self._workers.discard(worker)
             replace = not self._closed and self._restarts < MAX_RESTARTS
@@ -294,7 +359,7 @@ class CheckWorkers:
             except _Resend:
                 continue
             except WorkerLost as exc:
-                logger.warning("image check worker %d lost on %s: %s", worker.pid, path.name, exc.reason)
+                logger.warning("image check worker %s lost on %s: %s", worker.pid, path.name, exc.reason)
                 raise InvalidImage(exc.reason) from exc
             return info_from(answer)
         return None

@@ -164,7 +164,8 @@ def test_workers_end_with_the_pool_and_with_a_killed_parent():
 
     parent = subprocess.Popen(
         [sys.executable, "-c", "import time; from downloader.checks import CheckWorkers; w = CheckWorkers(2); "
-         "time.sleep(1); print(*w.pids, flush=True); time.sleep(600)"],
+         "[time.sleep(0.05) for _ in range(1200) if w.ready_count() < 2]; print(*w.pids, flush=True); "
+         "time.sleep(600)"],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2],
     )
     try:
@@ -176,6 +177,67 @@ def test_workers_end_with_the_pool_and_with_a_killed_parent():
         parent.wait(timeout=10)
         parent.stdout.close()
     assert all(_gone(pid, seconds=20) for pid in children), "a check worker outlived its killed parent"
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_the_other_workers_are_forked_from_the_first_once_it_has_imported(tmp_path):
+    pool = CheckWorkers(3)
+    try:
+        _wait_ready(pool)
+        first = [pid for pid in pool.pids if _parent_of(pid) == os.getpid()]
+        assert len(first) == 1, "one worker is our child"
+        siblings = [pid for pid in pool.pids if pid not in first]
+        assert len(siblings) == 2 and all(_parent_of(pid) == first[0] for pid in siblings)
+        path = tmp_path / "a.part"
+        path.write_bytes(FILES["png"])
+        with ThreadPoolExecutor(6) as threads:  # enough at once for every worker to get some
+            answers = list(threads.map(lambda _: pool.check(path, DownloadOptions()), range(60)))
+        assert {answer.format for answer in answers if answer is not None} == {"png"}
+        os.kill(siblings[0], signal.SIGKILL)  # a sibling lost is replaced by a worker started anew
+        assert _gone(siblings[0])
+        deadline = time.monotonic() + 30
+        while siblings[0] in pool.pids or pool.ready_count() < 3:
+            assert time.monotonic() < deadline, "the lost sibling was not replaced"
+            time.sleep(0.05)
+        (replacement,) = set(pool.pids) - set(first) - set(siblings)
+        assert _parent_of(replacement) == os.getpid()
+        pids = pool.pids
+    finally:
+        pool.close()
+    assert all(_gone(pid) for pid in pids)
+
+
+def test_a_worker_waits_for_its_siblings_so_that_their_cpu_time_is_counted():
+    """A sibling's CPU time reaches the pool's process only through the worker it was forked from, if that one
+    waits for it: the benchmark's CPU figures for a whole command count the check workers this way."""
+    code = """
+import os, resource, sys, time
+from downloader import checkworker
+requests, theirs = os.pipe()
+answers_read, answers = os.pipe()
+if os.fork() == 0:  # the worker: one sibling, which spends CPU, then both end
+    siblings = checkworker.fork_siblings([(requests, answers)])
+    if not siblings:
+        started = time.process_time()
+        while time.process_time() - started < 0.4:
+            pass
+        os.write(1, b"done")
+        os._exit(0)
+    checkworker.wait_for_siblings()
+    os._exit(0)
+os.close(requests); os.close(answers)
+os.wait()
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(usage.ru_utime + usage.ru_stime, os.read(answers_read, 10).decode())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    cpu, said = done.stdout.split()
+    assert said == "done"
+    assert float(cpu) >= 0.4
 
 
 def _gone(pid: int, seconds: float = 10) -> bool:
