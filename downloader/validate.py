@@ -48,13 +48,29 @@ def _dct_rows(size: int = 32, keep: int = 8) -> np.ndarray:
 
 def _lanczos(length: int, size: int = 32, lobes: int = 3) -> np.ndarray:
     """The ``size x length`` matrix that resamples ``length`` pixels to ``size`` with a Lanczos filter weighted as
-    Pillow's LANCZOS resize weighs them (its support widened by the reduction factor), in floating point."""
+    Pillow's LANCZOS resize weighs them (its support widened by the reduction factor), in floating point.
+
+    Only the band each output pixel reaches (``lobes`` times the widening on either side of its centre, a fifth of a
+    row when reducing) is computed: the filter is zero beyond it. Over the whole matrix a new side length cost
+    0.22-0.32 ms (lengths 64-263, one thread), over the bands 0.10 ms; the download benchmark's 2,001 images have
+    180 side lengths at the size they are hashed from, and every check worker meets each once (``_hash_side``)."""
     scale = length / size
     stretch = max(scale, 1.0)
     centres = (np.arange(size) + 0.5) * scale
-    offsets = ((np.arange(length) + 0.5)[None, :] - centres[:, None]) / stretch
-    weights = np.sinc(offsets) * np.sinc(offsets / lobes)
-    weights[np.abs(offsets) >= lobes] = 0.0
+    first = np.floor(centres - lobes * stretch - 0.5).astype(np.intp)  # each row's leftmost pixel that may count
+    width = int(np.ceil(2 * lobes * stretch)) + 2
+    columns = first[:, None] + np.arange(width)[None, :]
+    offsets = ((columns + 0.5) - centres[:, None]) / stretch
+    angles = np.pi * offsets
+    with np.errstate(divide="ignore", invalid="ignore"):  # sinc(x) * sinc(x / lobes); 1 at x = 0, set below
+        band = np.sin(angles) * np.sin(angles / lobes) * lobes / (angles * angles)
+    band[offsets == 0] = 1.0
+    band[(np.abs(offsets) >= lobes) | (columns < 0) | (columns >= length)] = 0.0
+    # Each row's band into a matrix wide enough for every band, then the ``length`` columns that are pixels.
+    wide = np.zeros((size, length + 2 * width))
+    for row, start in enumerate((first + width).tolist()):
+        wide[row, start:start + width] = band[row]
+    weights = wide[:, width:width + length]
     return weights / weights.sum(axis=1, keepdims=True)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from downloader.errors import InvalidImage, TooSmall, UnwantedFormat
 from downloader.options import DownloadOptions, normalize_formats
-from downloader.validate import inspect
+from downloader.validate import _lanczos, inspect, phash_of_grey
 from tests.fixtures.images import _bomb, render
 
 
@@ -67,3 +68,33 @@ def test_user_filters(tmp_path):
 def test_unknown_format_name_is_refused():
     with pytest.raises(ValueError, match="bmp"):
         DownloadOptions.from_config({}, formats={"bmp"})
+
+
+def _lanczos_whole(length: int, size: int = 32, lobes: int = 3) -> np.ndarray:
+    """The resampling matrix computed over every pixel of a row, as ``_lanczos`` did before it kept to each band."""
+    scale = length / size
+    stretch = max(scale, 1.0)
+    centres = (np.arange(size) + 0.5) * scale
+    offsets = ((np.arange(length) + 0.5)[None, :] - centres[:, None]) / stretch
+    weights = np.sinc(offsets) * np.sinc(offsets / lobes)
+    weights[np.abs(offsets) >= lobes] = 0.0
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("lengths", [range(1, 400), (400, 511, 512, 997, 2048, 4000, 12345)])
+def test_the_banded_resampling_matrix_is_the_whole_one(lengths):
+    for length in lengths:  # shorter and longer than the 32 pixels resampled to, whole and fractional factors
+        banded = _lanczos(length)
+        assert banded.shape == (32, length)
+        np.testing.assert_allclose(banded, _lanczos_whole(length), rtol=0, atol=1e-12, err_msg=f"length {length}")
+
+
+def test_the_hash_of_grey_pixels_is_unchanged_by_the_banded_matrix():
+    rng = np.random.default_rng(7)
+    for height, width in ((64, 64), (80, 92), (117, 151), (300, 64), (31, 45)):
+        grey = rng.integers(0, 256, (height, width)).astype(np.float64)
+        dct = 2.0 * np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(32)[None, :] + 1) / 64)
+        low = ((dct @ _lanczos_whole(height)) @ grey @ (dct @ _lanczos_whole(width)).T).ravel()
+        ranked = np.sort(low)
+        expected = int.from_bytes(np.packbits(low > (ranked[31] + ranked[32]) / 2).tobytes(), "big")
+        assert phash_of_grey(grey) == expected
