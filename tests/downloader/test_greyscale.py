@@ -110,7 +110,7 @@ def test_a_png_libspng_refuses_is_pillows_to_judge(tmp_path, monkeypatch):
     path = _file(tmp_path, _png("RGB"))
     expected = _by_pillow(monkeypatch, path)
 
-    def refuse(data: bytes) -> np.ndarray:
+    def refuse(data: bytes, format: str | None = None) -> np.ndarray:
         raise RuntimeError("pyspng: a checksum")
 
     monkeypatch.setattr(greyscale.pyspng, "load", refuse)
