@@ -305,8 +305,8 @@ class CheckWorkers:
     def _lost(self, worker: _Worker) -> None:
         """Called by a worker's reader once the worker is gone: reap it and start another while restarts are left."""
         if not self._closed:
-            logger.warning("image check worker %s ended (%s, exit status %s)", worker.pid, worker.lost,
-                           worker.exit_status())
+            logger.warning("image check worker %s ended (%s, exit status %s)", worker.pid or "(a sibling not started)",
+                           worker.lost, worker.exit_status())
         with self._lock:
             self._workers.discard(worker)
             replace = not self._closed and self._restarts < MAX_RESTARTS
