@@ -8,7 +8,7 @@ start of every stage that starts workers).
 
 ``--siblings R:W,R:W`` (file descriptors the pool passes on): once its imports are done, the worker forks one sibling
 per pair, which serves requests from R and answers on W instead of stdin and stdout. A sibling starts with the
-imports already made (0.2-0.4 s of CPU each, measured on the download benchmark's machine). The worker reaps its
+imports already made, which saved 0.2-0.4 s of CPU a sibling on the download benchmark's machine. The worker reaps its
 siblings as they end, and waits for them before it ends itself, so that their CPU time is counted in its parent's.
 """
 
