@@ -59,7 +59,7 @@ class DownloadOptions:
     max_redirects: int = 5
     retries: int = 2  # extra attempts after a 429 or 503 (a 500, 502 or 504 is retried once)
     max_retry_wait: float = 30.0  # a longer Retry-After gives up on that URL
-    retry_pause: float = 0.25  # before the one retry of a URL that answered 500, 502 or 504
+    retry_pause: float = 0.1  # before the one retry of a URL that answered 500, 502 or 504
     max_pixels: int = 50_000_000  # larger images are refused as decompression bombs
     image_time_limit: float = 60.0  # one image may not trickle in for longer than this
     # Host names exempt from the address guard (tests, an intranet mirror); never taken from user input.
