@@ -63,7 +63,7 @@ class Dataset:
     def from_result(cls, result: DownloadResult, out_dir: Path, label: str = "images", query: str = "") -> Dataset:
         """One class from one download stage's result (its files under ``out_dir``)."""
         return cls(
-            images=[DatasetImage(Path(out_dir) / r.file, label, query, r) for r in result.images],
+            images=[DatasetImage(base / r.file, label, query, r) for base in [Path(out_dir)] for r in result.images],
             failures=[DatasetFailure(f.url, f.reason, (label,) if query else ()) for f in result.failures],
         )
 
@@ -89,7 +89,7 @@ class Dataset:
     def entries(self) -> Iterator[Entry]:
         """Each image with its part and archive name, in ``images`` order."""
         for image, part in zip(self.images, self.parts(), strict=True):
-            name = PurePosixPath(image.record.file).name
+            name = image.record.file.rpartition("/")[2]  # its PurePosixPath name, without building one per image
             yield Entry(image, part, f"{part}/{image.label}/{name}" if part else f"{image.label}/{name}")
 
     @property

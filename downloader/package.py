@@ -68,9 +68,7 @@ def _csv_text(header: tuple[str, ...], rows: Iterable[Iterable[object]]) -> str:
 
 def manifest_csv(result: DownloadResult) -> str:
     """Return manifest.csv for one download stage's result: one row per image, where it came from, its hashes."""
-    dataset = Dataset.from_result(result, Path("."))
-    return _csv_text(MANIFEST_COLUMNS,
-                     _manifest_rows((e.image.record.file, e) for e in dataset.entries()))
+    return _manifest_text(Dataset.from_result(result, Path(".")))
 
 
 def failures_csv(result: DownloadResult) -> str:
@@ -78,11 +76,17 @@ def failures_csv(result: DownloadResult) -> str:
     return _csv_text(FAILURE_COLUMNS, _failure_rows(Dataset.from_result(result, Path(".")).failures))
 
 
+def _manifest_text(dataset: Dataset) -> str:
+    return _csv_text(MANIFEST_COLUMNS, _manifest_rows((e.image.record.file, e) for e in dataset.entries()))
+
+
 def write_reports(result: DownloadResult, out_dir: Path) -> None:
     """Write manifest.csv and failures.csv next to the images folder."""
     out_dir = Path(out_dir)
-    (out_dir / "manifest.csv").write_text(manifest_csv(result), encoding="utf-8")
-    (out_dir / "failures.csv").write_text(failures_csv(result), encoding="utf-8")
+    dataset = Dataset.from_result(result, Path("."))  # once for both: it is most of the time they take
+    (out_dir / "manifest.csv").write_text(_manifest_text(dataset), encoding="utf-8")
+    (out_dir / "failures.csv").write_text(_csv_text(FAILURE_COLUMNS, _failure_rows(dataset.failures)),
+                                          encoding="utf-8")
 
 
 class _ZipWriter:
