@@ -62,8 +62,9 @@ class Dataset:
     @classmethod
     def from_result(cls, result: DownloadResult, out_dir: Path, label: str = "images", query: str = "") -> Dataset:
         """One class from one download stage's result (its files under ``out_dir``)."""
+        base = Path(out_dir)
         return cls(
-            images=[DatasetImage(base / r.file, label, query, r) for base in [Path(out_dir)] for r in result.images],
+            images=[DatasetImage(base / r.file, label, query, r) for r in result.images],
             failures=[DatasetFailure(f.url, f.reason, (label,) if query else ()) for f in result.failures],
         )
 

@@ -73,20 +73,23 @@ def manifest_csv(result: DownloadResult) -> str:
 
 def failures_csv(result: DownloadResult) -> str:
     """Return failures.csv for one download stage's result: one row per refused URL and the reason."""
-    return _csv_text(FAILURE_COLUMNS, _failure_rows(Dataset.from_result(result, Path(".")).failures))
+    return _failures_text(Dataset.from_result(result, Path(".")))
 
 
 def _manifest_text(dataset: Dataset) -> str:
     return _csv_text(MANIFEST_COLUMNS, _manifest_rows((e.image.record.file, e) for e in dataset.entries()))
 
 
+def _failures_text(dataset: Dataset) -> str:
+    return _csv_text(FAILURE_COLUMNS, _failure_rows(dataset.failures))
+
+
 def write_reports(result: DownloadResult, out_dir: Path) -> None:
     """Write manifest.csv and failures.csv next to the images folder."""
     out_dir = Path(out_dir)
-    dataset = Dataset.from_result(result, Path("."))  # once for both: it is most of the time they take
+    dataset = Dataset.from_result(result, Path("."))  # built once for both files (it was about half their time)
     (out_dir / "manifest.csv").write_text(_manifest_text(dataset), encoding="utf-8")
-    (out_dir / "failures.csv").write_text(_csv_text(FAILURE_COLUMNS, _failure_rows(dataset.failures)),
-                                          encoding="utf-8")
+    (out_dir / "failures.csv").write_text(_failures_text(dataset), encoding="utf-8")
 
 
 class _ZipWriter:
